@@ -1,0 +1,53 @@
+//! refrain's engine: the music types, the planner, the composer that writes every stem, the
+//! representation the models learn from, and the paths out to MIDI and audio.
+//!
+//! The data flow is request -> [`plan`] -> compose -> [`music::Song`] -> MIDI / render / mix ->
+//! export; docs/ARCHITECTURE.md maps it to files.
+
+#![forbid(unsafe_code)]
+
+pub mod compose;
+pub mod corpus;
+pub mod harmony;
+pub mod licence;
+pub mod midi;
+pub mod music;
+pub mod planes;
+pub mod render;
+
+/// Everything that can go wrong inside the engine, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Notes that the grid representation cannot hold.
+    #[error("cannot represent the song: {0}")]
+    Representation(String),
+    /// A MIDI file that could not be read or written.
+    #[error("MIDI: {0}")]
+    Midi(String),
+    /// ABC notation or a corpus item that could not be used.
+    #[error("corpus: {0}")]
+    Corpus(String),
+    /// A request that makes no sense (bad key, tempo out of range, ...).
+    #[error("request: {0}")]
+    Request(String),
+    /// Audio rendering or WAV writing failed.
+    #[error("audio: {0}")]
+    Audio(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done, e.g. "writing out/mix.wav".
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

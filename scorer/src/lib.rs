@@ -1,0 +1,1 @@
+//! The critic and the symbolic features it reports. (Filled in as the scorer work lands.)

@@ -8,11 +8,15 @@
 
 pub mod compose;
 pub mod corpus;
+pub mod dataset;
+pub mod generate;
 pub mod harmony;
 pub mod licence;
 pub mod midi;
 pub mod music;
+pub mod plan;
 pub mod planes;
+pub mod prompt;
 pub mod render;
 
 /// Everything that can go wrong inside the engine, in words a user can act on.

@@ -1,0 +1,300 @@
+//! The whole `refrain generate` path: plan -> lead sheet -> compose (the arranger stands in
+//! until the DiT lands) -> MIDI and audio -> an output folder written all at once.
+//!
+//! The folder is assembled under a temporary name beside the target and renamed into place
+//! only when every file is written, so a failure never leaves a half-written folder.
+
+use crate::Error;
+use crate::compose::arranger;
+use crate::licence::Licence;
+use crate::midi;
+use crate::music::Song;
+use crate::plan::{self, Plan, Request, stage_rng};
+use crate::render::{self, RenderOptions, RenderedSong};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Version written into every manifest.
+pub const SOFTWARE: &str = concat!("refrain ", env!("CARGO_PKG_VERSION"));
+
+/// Which composer wrote the notes; recorded in the manifest and the trace.
+pub const COMPOSER: &str = "refrain arranger with per-style progression and melody writers \
+                            (stand-in composer until the DiT lands)";
+
+/// A finished song in memory, ready to be written out.
+pub struct Generation {
+    pub request: Request,
+    pub plan: Plan,
+    pub song: Song,
+    pub rendered: RenderedSong,
+    pub frames: u64,
+    pub render_options: RenderOptions,
+}
+
+/// One line of trace.jsonl.
+#[derive(Debug, Serialize)]
+pub struct TraceLine {
+    pub segment: usize,
+    pub section: String,
+    pub bars: [u32; 2],
+    pub attempt: u32,
+    pub decision: &'static str,
+    pub reason: String,
+}
+
+/// Where one part of the output came from and under which licence.
+#[derive(Debug, Serialize)]
+pub struct LicenceEntry {
+    pub part: String,
+    pub source: String,
+    #[serde(flatten)]
+    pub licence: Licence,
+}
+
+/// A weights file used to make the output.
+#[derive(Debug, Serialize)]
+pub struct ModelEntry {
+    pub name: String,
+    pub file: String,
+    pub sha256: String,
+}
+
+/// A file in the output folder with its hash.
+#[derive(Debug, Serialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// manifest.json: what was asked, what was made, and where every part came from.
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub software: &'static str,
+    pub request: Request,
+    pub seed: u64,
+    pub seconds: f64,
+    pub frames: u64,
+    pub sample_rate: u32,
+    pub bit_depth: u16,
+    pub loudness_lufs: f64,
+    pub true_peak_dbtp: f64,
+    pub composer: &'static str,
+    pub models: Vec<ModelEntry>,
+    pub licences: Vec<LicenceEntry>,
+    pub files: Vec<FileEntry>,
+}
+
+/// Plans, composes and renders a request.
+pub fn generate(request: &Request, render_options: &RenderOptions) -> Result<Generation, Error> {
+    let mut plan = plan::plan(request)?;
+    let sheet = plan::lead_sheet(&mut plan);
+    let mut arrange_rng = stage_rng(request.seed, "arrange");
+    let song = arranger::arrange(&sheet, &plan.stems, &mut arrange_rng);
+    let frames = (plan.seconds * f64::from(render_options.sample_rate)).round() as u64;
+    let rendered = render::render_song(&song, frames, render_options)?;
+    Ok(Generation {
+        request: request.clone(),
+        plan,
+        song,
+        rendered,
+        frames,
+        render_options: render_options.clone(),
+    })
+}
+
+impl Generation {
+    /// The decisions taken, one per section: the stand-in composer accepts every segment.
+    pub fn trace(&self) -> Vec<TraceLine> {
+        self.plan
+            .sections
+            .iter()
+            .enumerate()
+            .map(|(i, s)| TraceLine {
+                segment: i,
+                section: s.kind.name().to_string(),
+                bars: [s.start_bar, s.end_bar()],
+                attempt: 0,
+                decision: "accept",
+                reason: "written by the stand-in composer; no critic yet".into(),
+            })
+            .collect()
+    }
+
+    fn licences(&self) -> Vec<LicenceEntry> {
+        let mut entries = vec![LicenceEntry {
+            part: "composition (plan, chords, melody, arrangement)".into(),
+            source: COMPOSER.into(),
+            licence: Licence::ProjectOwn,
+        }];
+        for track in &self.song.stems {
+            entries.push(LicenceEntry {
+                part: format!("instrument for {}", track.stem),
+                source: format!("built-in synthesiser: {}", track.instrument.name()),
+                licence: Licence::ProjectOwn,
+            });
+        }
+        entries
+    }
+
+    /// Writes mix.wav, stems/<stem>.wav, song.mid, plan.json, trace.jsonl and manifest.json
+    /// into `out`. An existing non-empty `out` is an error unless `overwrite` is set.
+    pub fn write_to(&self, out: &Path, overwrite: bool) -> Result<(), Error> {
+        check_output_dir(out, overwrite)?;
+        let staging = staging_dir(out)?;
+        let result = self.write_files(&staging);
+        let result = result.and_then(|()| move_into_place(&staging, out));
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        result
+    }
+
+    fn write_files(&self, dir: &Path) -> Result<(), Error> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        let stems_dir = dir.join("stems");
+        fs::create_dir_all(&stems_dir)
+            .map_err(|e| Error::io(format!("creating {}", stems_dir.display()), e))?;
+        let mix = dir.join("mix.wav");
+        render::write_wav(&mix, &self.rendered.mix)?;
+        files.push(mix);
+        for (stem, buffer) in &self.rendered.stems {
+            let path = stems_dir.join(format!("{stem}.wav"));
+            render::write_wav(&path, buffer)?;
+            files.push(path);
+        }
+        let midi_path = dir.join("song.mid");
+        write_file(&midi_path, &midi::write_midi(&self.song))?;
+        files.push(midi_path);
+        let plan_path = dir.join("plan.json");
+        write_file(&plan_path, &to_json_pretty(&self.plan)?)?;
+        files.push(plan_path);
+        let trace_path = dir.join("trace.jsonl");
+        let mut trace = Vec::new();
+        for line in self.trace() {
+            trace.extend(serde_json::to_vec(&line).map_err(json_error)?);
+            trace.push(b'\n');
+        }
+        write_file(&trace_path, &trace)?;
+        files.push(trace_path);
+
+        let mut entries = Vec::new();
+        for path in &files {
+            let bytes =
+                fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            entries.push(FileEntry {
+                path: path
+                    .strip_prefix(dir)
+                    .unwrap_or(path)
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+                bytes: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+            });
+        }
+        let manifest = Manifest {
+            software: SOFTWARE,
+            request: self.request.clone(),
+            seed: self.request.seed,
+            seconds: self.plan.seconds,
+            frames: self.frames,
+            sample_rate: self.render_options.sample_rate,
+            bit_depth: 24,
+            loudness_lufs: round_to(self.rendered.loudness_lufs, 2),
+            true_peak_dbtp: round_to(self.rendered.true_peak_dbtp, 2),
+            composer: COMPOSER,
+            models: Vec::new(),
+            licences: self.licences(),
+            files: entries,
+        };
+        write_file(&dir.join("manifest.json"), &to_json_pretty(&manifest)?)
+    }
+}
+
+fn round_to(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
+/// Lower-case hex sha256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn json_error(e: serde_json::Error) -> Error {
+    Error::Request(format!("could not serialise JSON: {e}"))
+}
+
+/// Pretty JSON with a trailing newline.
+pub fn to_json_pretty<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(json_error)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Refuses to replace a folder that holds something, unless asked to.
+pub fn check_output_dir(out: &Path, overwrite: bool) -> Result<(), Error> {
+    match fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() && !overwrite {
+                return Err(Error::Request(format!(
+                    "{} already exists and is not empty; choose another --out or pass --force to \
+                     replace it",
+                    out.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if out.is_file() => Err(Error::io(
+            format!("{} is a file, not a folder", out.display()),
+            e,
+        )),
+        Err(e) => Err(Error::io(format!("reading {}", out.display()), e)),
+    }
+}
+
+/// A fresh folder beside `out` to assemble the output in.
+pub fn staging_dir(out: &Path) -> Result<PathBuf, Error> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent)
+        .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging)
+            .map_err(|e| Error::io(format!("clearing {}", staging.display()), e))?;
+    }
+    fs::create_dir(&staging)
+        .map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
+    Ok(staging)
+}
+
+/// Renames the finished staging folder to `out`, replacing an old `out` if there is one.
+pub fn move_into_place(staging: &Path, out: &Path) -> Result<(), Error> {
+    if out.exists() {
+        fs::remove_dir_all(out)
+            .map_err(|e| Error::io(format!("replacing {}", out.display()), e))?;
+    }
+    fs::rename(staging, out).map_err(|e| {
+        Error::io(
+            format!("moving {} to {}", staging.display(), out.display()),
+            e,
+        )
+    })
+}

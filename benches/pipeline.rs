@@ -1,1 +1,48 @@
-fn main() {}
+//! Speed of the generate path on a 3-minute song: composing (plan, lead sheet, arrangement),
+//! rendering all stems to a 48 kHz mix, and writing MIDI.
+//! Run: `cargo bench -p refrain-benches --bench pipeline`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use refrain_engine::compose::arranger;
+use refrain_engine::midi;
+use refrain_engine::music::{Song, Style};
+use refrain_engine::plan::{self, Request, stage_rng};
+use refrain_engine::render::{self, RenderOptions};
+use std::hint::black_box;
+
+fn three_minute_request(style: Style) -> Request {
+    Request {
+        style: Some(style),
+        seconds: Some(180.0),
+        seed: 3,
+        ..Request::default()
+    }
+}
+
+fn compose(request: &Request) -> Song {
+    let mut planned = plan::plan(request).expect("a valid request");
+    let sheet = plan::lead_sheet(&mut planned);
+    arranger::arrange(&sheet, &planned.stems, &mut stage_rng(request.seed, "arrange"))
+}
+
+fn pipeline(c: &mut Criterion) {
+    let request = three_minute_request(Style::Synthwave);
+    c.bench_function("compose 3-minute song", |b| {
+        b.iter(|| compose(black_box(&request)))
+    });
+    let song = compose(&request);
+    let options = RenderOptions::default();
+    let frames = 180 * u64::from(options.sample_rate);
+    let mut group = c.benchmark_group("render");
+    group.sample_size(10);
+    group.bench_function("render 3-minute 5-stem song at 48 kHz", |b| {
+        b.iter(|| render::render_song(black_box(&song), frames, &options).expect("renders"))
+    });
+    group.finish();
+    c.bench_function("write MIDI of a 3-minute song", |b| {
+        b.iter(|| midi::write_midi(black_box(&song)))
+    });
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);

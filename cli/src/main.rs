@@ -1,1 +1,399 @@
-fn main() {}
+//! The `refrain` command line: generate songs, render MIDI to audio, and build the training
+//! corpus. Errors are reported in plain words with a non-zero exit status.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use refrain_engine::corpus::wheel;
+use refrain_engine::dataset::{self, BuildOptions};
+use refrain_engine::generate::{self, Generation};
+use refrain_engine::music::{Key, Meter, Mood, Stem, Style};
+use refrain_engine::plan::Request;
+use refrain_engine::render::RenderOptions;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "refrain",
+    version,
+    about = "Generate finished, licence-clean music: a mix, a WAV per stem, MIDI and a manifest.",
+    long_about = "refrain writes every stem of a song (drums, bass, chords, lead, texture), renders \
+                  it to a loudness-normalised mix and one WAV per stem, and writes the MIDI, the \
+                  plan it followed and a manifest of where every part came from.\n\n\
+                  Start with:  refrain generate \"lofi, rainy night, 80 bpm, 90 s\" --out out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a new song into a folder: mix.wav, stems/*.wav, song.mid, plan.json,
+    /// trace.jsonl, manifest.json.
+    Generate(GenerateArgs),
+    /// Render any MIDI file to audio with the built-in instruments.
+    Render(RenderArgs),
+    /// Build or inspect the licence-clean training corpus.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// What you want, in words (English or Chinese), e.g. "lofi, rainy night, 80 bpm, 90 s" or
+    /// "低保真 雨夜 80拍 90秒". Flags below win over the prompt.
+    prompt: Option<String>,
+    /// Style: lofi, synthwave, rock, ambient, cinematic, chiptune, jazz, folk.
+    #[arg(long, value_parser = parse_style)]
+    style: Option<Style>,
+    /// Mood: calm, happy, sad, dark, epic, dreamy, energetic, tense, romantic, nostalgic.
+    #[arg(long, value_parser = parse_mood)]
+    mood: Option<Mood>,
+    /// Tempo in quarter notes per minute (30-300).
+    #[arg(long)]
+    bpm: Option<f64>,
+    /// Key, e.g. "A minor", "D major", "F# dorian", "Bb".
+    #[arg(long, value_parser = parse_key)]
+    key: Option<Key>,
+    /// Meter: 4/4, 3/4 or 6/8.
+    #[arg(long, value_parser = parse_meter)]
+    meter: Option<Meter>,
+    /// Length in seconds; the audio has exactly seconds x sample-rate frames.
+    #[arg(long, conflicts_with = "bars")]
+    seconds: Option<f64>,
+    /// Length in bars (plus a short ring-out unless --loop).
+    #[arg(long)]
+    bars: Option<u32>,
+    /// Make a loop: whole bars, no intro or outro.
+    #[arg(long = "loop")]
+    looped: bool,
+    /// Stems to write, comma-separated (default: drums,bass,chords,lead,texture).
+    #[arg(long, value_delimiter = ',', value_parser = parse_stem)]
+    stems: Option<Vec<Stem>>,
+    /// Seed: the same request and seed give the same bytes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output sample rate: 48000 or 44100.
+    #[arg(long, default_value_t = 48_000, value_parser = parse_sample_rate)]
+    sample_rate: u32,
+    /// Output folder (created; must not exist or be empty unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace the output folder if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// The MIDI file (type 0 or 1).
+    midi: PathBuf,
+    /// Output folder for mix.wav, stems/*.wav and manifest.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Style label recorded for the song.
+    #[arg(long, value_parser = parse_style)]
+    style: Option<Style>,
+    #[arg(long, default_value_t = 48_000, value_parser = parse_sample_rate)]
+    sample_rate: u32,
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Fetch the licence-clean sources, arrange them into multi-stem pieces and write them
+    /// with a manifest of every source, its licence and what was made of it.
+    Build {
+        /// Output folder (must not exist or be empty unless --force).
+        #[arg(long)]
+        out: PathBuf,
+        /// Use this music21 wheel instead of fetching it (it is still checked by hash).
+        #[arg(long)]
+        wheel: Option<PathBuf>,
+        /// Where the fetched wheel is kept between builds.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Styles each public-domain tune is arranged in.
+        #[arg(long, default_value_t = 2)]
+        styles_per_tune: usize,
+        /// Songs written from scratch per style by refrain's own writers.
+        #[arg(long, default_value_t = 150)]
+        own_songs_per_style: u32,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Count a built dataset: pieces, bars, styles, licences, refused items.
+    Stats {
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_style(s: &str) -> Result<Style, String> {
+    Style::parse(s).ok_or_else(|| {
+        format!("unknown style '{s}'; choose one of lofi, synthwave, rock, ambient, cinematic, chiptune, jazz, folk")
+    })
+}
+
+fn parse_mood(s: &str) -> Result<Mood, String> {
+    Mood::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Mood::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown mood '{s}'; choose one of {}", names.join(", "))
+    })
+}
+
+fn parse_key(s: &str) -> Result<Key, String> {
+    Key::parse(s).ok_or_else(|| {
+        format!("cannot read the key '{s}'; write it like \"A minor\", \"D major\", \"F# dorian\" or \"Bb\"")
+    })
+}
+
+fn parse_meter(s: &str) -> Result<Meter, String> {
+    Meter::parse(s).ok_or_else(|| format!("unsupported meter '{s}'; use 4/4, 3/4 or 6/8"))
+}
+
+fn parse_stem(s: &str) -> Result<Stem, String> {
+    Stem::parse(s).ok_or_else(|| {
+        format!("unknown stem '{s}'; stems are drums, bass, chords, lead, texture")
+    })
+}
+
+fn parse_sample_rate(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(rate @ (44_100 | 48_000)) => Ok(rate),
+        _ => Err(format!("sample rate must be 48000 or 44100, not '{s}'")),
+    }
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("static template"));
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn run_generate(args: GenerateArgs) -> Result<()> {
+    generate::check_output_dir(&args.out, args.force)?;
+    let request = Request {
+        prompt: args.prompt.unwrap_or_default(),
+        style: args.style,
+        mood: args.mood,
+        bpm: args.bpm,
+        key: args.key,
+        meter: args.meter,
+        seconds: args.seconds,
+        bars: args.bars,
+        looped: args.looped,
+        stems: args.stems,
+        seed: args.seed,
+    };
+    let options = RenderOptions {
+        sample_rate: args.sample_rate,
+        ..RenderOptions::default()
+    };
+    let started = Instant::now();
+    let progress = spinner("composing and rendering");
+    let generation: Generation = generate::generate(&request, &options)?;
+    progress.set_message(format!("writing {}", args.out.display()));
+    generation.write_to(&args.out, args.force)?;
+    progress.finish_and_clear();
+    let plan = &generation.plan;
+    eprintln!(
+        "wrote {}: {} in {}, {} bpm, {}, {} bars + {:.2} s ring-out = {} s; {:.1} LUFS, {:.1} dBTP ({:.2} s)",
+        args.out.display(),
+        plan.style,
+        plan.key_name,
+        plan.tempo_bpm,
+        plan.meter,
+        plan.bars,
+        plan.tail_seconds,
+        plan.seconds,
+        generation.rendered.loudness_lufs,
+        generation.rendered.true_peak_dbtp,
+        started.elapsed().as_secs_f64()
+    );
+    if !plan.prompt_unused.is_empty() {
+        eprintln!("prompt words not used: {}", plan.prompt_unused.join(", "));
+    }
+    Ok(())
+}
+
+fn run_render(args: RenderArgs) -> Result<()> {
+    generate::check_output_dir(&args.out, args.force)?;
+    let bytes = std::fs::read(&args.midi)
+        .with_context(|| format!("reading {}", args.midi.display()))?;
+    let mut song = refrain_engine::midi::read_midi(&bytes)
+        .with_context(|| format!("reading {}", args.midi.display()))?;
+    if let Some(style) = args.style {
+        song.style = style;
+    }
+    let options = RenderOptions {
+        sample_rate: args.sample_rate,
+        ..RenderOptions::default()
+    };
+    let seconds = f64::from(song.steps()) * song.step_seconds() + 2.0;
+    let frames = (seconds * f64::from(options.sample_rate)).round() as u64;
+    let rendered = refrain_engine::render::render_song(&song, frames, &options)?;
+    let staging = generate::staging_dir(&args.out)?;
+    let write = || -> Result<()> {
+        refrain_engine::render::write_wav(&staging.join("mix.wav"), &rendered.mix)?;
+        std::fs::create_dir_all(staging.join("stems"))?;
+        for (stem, buffer) in &rendered.stems {
+            refrain_engine::render::write_wav(&staging.join("stems").join(format!("{stem}.wav")), buffer)?;
+        }
+        let manifest = serde_json::json!({
+            "software": generate::SOFTWARE,
+            "source_midi": args.midi.display().to_string(),
+            "seconds": seconds,
+            "frames": frames,
+            "sample_rate": options.sample_rate,
+            "loudness_lufs": rendered.loudness_lufs,
+            "true_peak_dbtp": rendered.true_peak_dbtp,
+            "licences": [{"part": "instruments", "source": "refrain built-in synthesisers", "licence": "refrain-own (MIT OR Apache-2.0)"}],
+        });
+        std::fs::write(staging.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+        generate::move_into_place(&staging, &args.out)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    eprintln!("wrote {} ({seconds:.2} s)", args.out.display());
+    Ok(())
+}
+
+fn default_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("refrain")
+}
+
+fn run_dataset(command: DatasetCommand) -> Result<()> {
+    match command {
+        DatasetCommand::Build {
+            out,
+            wheel: wheel_path,
+            cache,
+            styles_per_tune,
+            own_songs_per_style,
+            force,
+        } => {
+            generate::check_output_dir(&out, force)?;
+            if styles_per_tune == 0 || styles_per_tune > Style::ALL.len() {
+                bail!("--styles-per-tune must be between 1 and {}", Style::ALL.len());
+            }
+            let started = Instant::now();
+            let wheel_file = match wheel_path {
+                Some(path) => {
+                    wheel::verify_wheel(&path)?;
+                    path
+                }
+                None => {
+                    let cache = cache.unwrap_or_else(default_cache);
+                    let fetching = spinner(&format!(
+                        "fetching music21 {} (checked by sha256) into {}",
+                        wheel::MUSIC21_VERSION,
+                        cache.display()
+                    ));
+                    let path = wheel::fetch_music21_wheel(&cache)?;
+                    fetching.finish_and_clear();
+                    path
+                }
+            };
+            let reading = spinner("reading the public-domain collections");
+            let report = wheel::load_corpus(&wheel_file)?;
+            reading.finish_and_clear();
+            for refusal in &report.refused {
+                eprintln!("refused {}: {}", refusal.item, refusal.reason);
+            }
+            for (reason, count) in &report.skipped {
+                eprintln!("skipped or approximated {count}x: {reason}");
+            }
+            let options = BuildOptions {
+                styles_per_tune,
+                own_songs_per_style,
+            };
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "arranging {bar:40} {pos}/{len} pieces ({per_sec}, eta {eta})",
+                )
+                .expect("static template"),
+            );
+            let (pieces, sources) = dataset::build_pieces(&report, &options, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            });
+            bar.finish_and_clear();
+            let hash = dataset::write_dataset(
+                &out,
+                force,
+                &report,
+                (
+                    &format!("music21-{}-py3-none-any.whl", wheel::MUSIC21_VERSION),
+                    wheel::MUSIC21_WHEEL_SHA256,
+                ),
+                &pieces,
+                sources,
+            )?;
+            eprintln!(
+                "wrote {}: {} pieces from {} tunes and {} own songs; manifest sha256 {hash} ({:.1} s)",
+                out.display(),
+                pieces.len(),
+                report.tunes.len(),
+                own_songs_per_style as usize * Style::ALL.len(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        DatasetCommand::Stats { dir, json } => {
+            let stats = dataset::dataset_stats(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                println!("pieces           {}", stats.pieces);
+                println!("bars             {}", stats.bars);
+                println!("multi-stem bars  {}", stats.multi_stem_bars);
+                println!("sources          {}", stats.sources);
+                println!("refused          {}", stats.refused);
+                for (style, n) in &stats.pieces_per_style {
+                    println!("style {style:<11}{n}");
+                }
+                for (licence, n) in &stats.licences {
+                    println!("licence {licence}: {n}");
+                }
+                for (split, n) in &stats.splits {
+                    println!("split {split}: {n}");
+                }
+                println!("manifest sha256  {}", stats.manifest_sha256);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => run_generate(args),
+        Command::Render(args) => run_render(args),
+        Command::Dataset(command) => run_dataset(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `refrain` binary: the commands a user types, checked on their output.
+
+mod dataset;
+mod generate;

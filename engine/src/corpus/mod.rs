@@ -4,6 +4,11 @@
 pub mod abc;
 pub mod wheel;
 
+pub use wheel::{
+    MUSIC21_VERSION, MUSIC21_WHEEL_SHA256, fetch_music21_wheel, load_corpus,
+    load_corpus_from_texts, load_corpus_from_zip,
+};
+
 use crate::licence::{Licence, Refusal};
 use crate::music::{Key, Meter, Note};
 use serde::{Deserialize, Serialize};

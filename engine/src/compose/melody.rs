@@ -130,6 +130,8 @@ struct Motif {
     notes: Vec<MotifNote>,
     /// A second interval shape on the same rhythm: the "b" that answers the statement.
     answer: Vec<i32>,
+    /// Scale steps the motif's anchor sits above (or below) the part's register centre.
+    lift: i32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -389,13 +391,18 @@ impl MelodyWriter<'_> {
         let beat = self.meter.steps_per_beat();
         let beats = self.idiom.motif_bars * self.meter.beats_per_bar();
         let energy = energy.clamp(0.0, 1.0);
-        // Quiet sections breathe more; loud ones fill in.
+        // Quiet sections and calm moods breathe more; loud, bright ones fill in.
+        let stillness = match self.mood {
+            Mood::Calm | Mood::Sad | Mood::Dreamy => 1.4,
+            Mood::Energetic | Mood::Happy | Mood::Epic => 0.7,
+            _ => 1.0,
+        };
         let weights: Vec<(Cell, f32)> = self
             .idiom
             .cells
             .iter()
             .map(|&(cell, w)| match cell {
-                Cell::Rest => (cell, w * (1.5 - energy)),
+                Cell::Rest => (cell, w * (1.5 - energy) * stillness),
                 Cell::Sixteenths | Cell::EighthSixteenths => (cell, w * (0.5 + energy)),
                 _ => (cell, w),
             })
@@ -454,6 +461,8 @@ impl MelodyWriter<'_> {
                 })
                 .collect(),
             answer,
+            // Where in the register this part's tune starts, so not every part opens alike.
+            lift: rng.random_range(-1..=1),
         }
     }
 
@@ -482,7 +491,7 @@ impl MelodyWriter<'_> {
     ) -> Vec<Sung> {
         let bar = self.meter.steps_per_bar();
         let phrase_bars = 4u32;
-        let centre = self.centre(kind);
+        let centre = self.centre(kind) + motif.lift;
         let mut line: Vec<Sung> = Vec::new();
         let mut voice = Voice::default();
         let phrases = section.bars.div_ceil(phrase_bars);
@@ -498,6 +507,9 @@ impl MelodyWriter<'_> {
             let phrase_end = (first_bar + bars) * bar;
             for variation in plan {
                 let span = motif.span.min(phrase_end - at);
+                if span == 0 {
+                    break;
+                }
                 let start_of_section = section.start_bar * bar;
                 self.realise(
                     motif,
@@ -1022,15 +1034,36 @@ mod tests {
         (chords, melody)
     }
 
+    /// A shorter form with odd lengths and a bridge: intro 2, verse 6, chorus 4, bridge 3,
+    /// chorus 4, outro 1.
+    fn bridge_form() -> Vec<Section> {
+        form(&[
+            (SectionKind::Intro, 2, 0.2),
+            (SectionKind::Verse, 6, 0.4),
+            (SectionKind::Chorus, 4, 0.9),
+            (SectionKind::Bridge, 3, 0.6),
+            (SectionKind::Chorus, 4, 1.0),
+            (SectionKind::Outro, 1, 0.2),
+        ])
+    }
+
     fn every_song(mut check: impl FnMut(Style, Key, Meter, &[Section], &ChordTrack, &[Note])) {
-        let sections = pop_form();
+        for sections in [pop_form(), bridge_form()] {
+            every_song_in(&sections, &mut check);
+        }
+    }
+
+    fn every_song_in(
+        sections: &[Section],
+        check: &mut impl FnMut(Style, Key, Meter, &[Section], &ChordTrack, &[Note]),
+    ) {
         for style in Style::ALL {
             for meter in Meter::ALL {
                 for (i, mode) in MODES.into_iter().enumerate() {
                     let key = Key::new(i as u8 * 5, mode);
                     for seed in [1, 2] {
-                        let (chords, melody) = song(style, key, meter, &sections, seed);
-                        check(style, key, meter, &sections, &chords, &melody);
+                        let (chords, melody) = song(style, key, meter, sections, seed);
+                        check(style, key, meter, sections, &chords, &melody);
                     }
                 }
             }
@@ -1230,6 +1263,34 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "prints lead sheets for listening notes and docs"]
+    fn print_lead_sheets() {
+        use crate::compose::progression::roman_numeral;
+        let sections = form(&[(SectionKind::Verse, 8, 0.5), (SectionKind::Chorus, 8, 0.8)]);
+        for style in Style::ALL {
+            for meter in Meter::ALL {
+                let key = Key::new(0, Mode::Major);
+                let (chords, melody) = song(style, key, meter, &sections, 3);
+                println!("== {style} {meter}");
+                let bar = meter.steps_per_bar();
+                for b in 0..16 {
+                    let names: Vec<String> = chords
+                        .bar(meter, b)
+                        .iter()
+                        .map(|c| roman_numeral(*c, key.mode))
+                        .collect();
+                    let notes: Vec<String> = melody
+                        .iter()
+                        .filter(|n| n.start / bar == b)
+                        .map(|n| format!("{}@{}x{}", n.pitch, n.start % bar, n.duration))
+                        .collect();
+                    println!("{b:2} {:28} {}", names.join(" "), notes.join(" "));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn empty_tiny_and_unsung_forms_work() {
         let key = Key::new(0, Mode::Minor);
         for style in Style::ALL {
@@ -1252,56 +1313,6 @@ mod tests {
                 );
                 assert_eq!(melody.last().unwrap().pitch.rem_euclid(12), 0);
             }
-        }
-    }
-}
-#[cfg(test)]
-mod debug_print {
-    use super::*;
-    use crate::compose::progression::{roman_numeral, write_progression};
-    use crate::music::Mode;
-    use rand::SeedableRng;
-    #[test]
-    #[ignore = "debug"]
-    fn show() {
-        let style = Style::parse(&std::env::var("STYLE").unwrap_or("ambient".into())).unwrap();
-        let meter = Meter::parse(&std::env::var("METER").unwrap_or("4/4".into())).unwrap();
-        let mut start = 0;
-        let sections: Vec<Section> = [
-            (SectionKind::Intro, 2),
-            (SectionKind::Verse, 8),
-            (SectionKind::Chorus, 8),
-            (SectionKind::Outro, 2),
-        ]
-        .iter()
-        .map(|&(kind, bars)| {
-            let s = Section {
-                kind,
-                start_bar: start,
-                bars,
-                energy: 0.6,
-            };
-            start += bars;
-            s
-        })
-        .collect();
-        let key = Key::new(0, Mode::Major);
-        let mut rng = SongRng::seed_from_u64(3);
-        let chords = write_progression(style, Mood::Calm, key, meter, &sections, &mut rng);
-        let melody = write_melody(style, Mood::Calm, key, meter, &sections, &chords, &mut rng);
-        let bar = meter.steps_per_bar();
-        for b in 0..start {
-            let names: Vec<String> = chords
-                .bar(meter, b)
-                .iter()
-                .map(|c| roman_numeral(*c, key.mode))
-                .collect();
-            let notes: Vec<String> = melody
-                .iter()
-                .filter(|n| n.start / bar == b)
-                .map(|n| format!("{}@{}x{}", n.pitch, n.start % bar, n.duration))
-                .collect();
-            println!("{b:2} {:28} {}", names.join(" "), notes.join(" "));
         }
     }
 }

@@ -485,7 +485,10 @@ fn lay_out_section(
     let mut chords: Vec<Chord> = (0..count)
         .map(|i| {
             let p = i % pattern_len;
-            let degree = progression.degrees.get(p).copied().unwrap_or(I);
+            let degree = structural_degree(
+                harmony.mode,
+                progression.degrees.get(p).copied().unwrap_or(I),
+            );
             let colour = progression.colours.get(p).copied().unwrap_or(Colour::Triad);
             diatonic_chord(harmony.mode, degree, colour)
         })
@@ -525,6 +528,17 @@ fn lay_out_section(
     }
     let take = close.len().min(count);
     let skip = close.len() - take;
+    let mut close = close;
+    if let (Some(first), Some(before)) = (
+        close.get_mut(skip),
+        (count > take).then(|| chords[count - take - 1]),
+    ) {
+        // A cadence chord on the same root as the chord before it continues that chord
+        // rather than re-striking it in another colour.
+        if first.root == before.root {
+            *first = before;
+        }
+    }
     for (slot, chord) in chords[count - take..].iter_mut().zip(&close[skip..]) {
         *slot = *chord;
     }
@@ -536,6 +550,18 @@ fn lay_out_section(
     }
     for (chord, beats) in chords.into_iter().zip(slots) {
         out.extend((0..beats).map(|_| chord));
+    }
+}
+
+/// The degree a progression really stands on in this mode. A diminished triad cannot carry
+/// a progression's weight (dorian's vi°, major's vii°), so it gives way to the chord a third
+/// below, which shares two of its notes; the tonic and the minor-key ii° (a pre-dominant)
+/// stay as written.
+fn structural_degree(mode: Mode, degree: u8) -> u8 {
+    if degree != I && degree != II && triad_of(mode, degree) == ChordQuality::Diminished {
+        (degree + 5) % 7
+    } else {
+        degree
     }
 }
 

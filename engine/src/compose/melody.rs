@@ -2,7 +2,7 @@
 //! strong beats, contour and range that suit the style.
 //!
 //! A melody is thought in scale degrees (degree 0 is the tonic, 7 the octave above), so every
-//! note is in the key by construction. Each section kind gets one [`Motif`] (a rhythm and an
+//! note is in the key by construction. Each section kind gets one `Motif` (a rhythm and an
 //! interval shape); phrases state it, repeat it, sequence it, invert it or answer it, and close
 //! on a long, stable note. A section kind that returns (the chorus) sings the same notes again.
 

@@ -235,7 +235,6 @@ pub(super) fn read_midi(bytes: &[u8]) -> Result<Song, Error> {
                      at most that much"
                 )));
             }
-            last_end = last_end.max(end);
             let pitch = if part.channel == DRUM_CHANNEL {
                 match DrumClass::from_gm_note(raw.key) {
                     Some(class) => class.index(),
@@ -244,6 +243,7 @@ pub(super) fn read_midi(bytes: &[u8]) -> Result<Song, Error> {
             } else {
                 i32::from(raw.key)
             };
+            last_end = last_end.max(end);
             notes.push(Note {
                 start: start as u32,
                 duration: (end - start) as u32,

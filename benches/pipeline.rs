@@ -22,7 +22,11 @@ fn three_minute_request(style: Style) -> Request {
 fn compose(request: &Request) -> Song {
     let mut planned = plan::plan(request).expect("a valid request");
     let sheet = plan::lead_sheet(&mut planned);
-    arranger::arrange(&sheet, &planned.stems, &mut stage_rng(request.seed, "arrange"))
+    arranger::arrange(
+        &sheet,
+        &planned.stems,
+        &mut stage_rng(request.seed, "arrange"),
+    )
 }
 
 fn pipeline(c: &mut Criterion) {

@@ -159,9 +159,8 @@ fn parse_meter(s: &str) -> Result<Meter, String> {
 }
 
 fn parse_stem(s: &str) -> Result<Stem, String> {
-    Stem::parse(s).ok_or_else(|| {
-        format!("unknown stem '{s}'; stems are drums, bass, chords, lead, texture")
-    })
+    Stem::parse(s)
+        .ok_or_else(|| format!("unknown stem '{s}'; stems are drums, bass, chords, lead, texture"))
 }
 
 fn parse_sample_rate(s: &str) -> Result<u32, String> {
@@ -173,7 +172,9 @@ fn parse_sample_rate(s: &str) -> Result<u32, String> {
 
 fn spinner(message: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("static template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("static template"),
+    );
     bar.set_message(message.to_string());
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
@@ -227,8 +228,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
 
 fn run_render(args: RenderArgs) -> Result<()> {
     generate::check_output_dir(&args.out, args.force)?;
-    let bytes = std::fs::read(&args.midi)
-        .with_context(|| format!("reading {}", args.midi.display()))?;
+    let bytes =
+        std::fs::read(&args.midi).with_context(|| format!("reading {}", args.midi.display()))?;
     let mut song = refrain_engine::midi::read_midi(&bytes)
         .with_context(|| format!("reading {}", args.midi.display()))?;
     if let Some(style) = args.style {
@@ -246,7 +247,10 @@ fn run_render(args: RenderArgs) -> Result<()> {
         refrain_engine::render::write_wav(&staging.join("mix.wav"), &rendered.mix)?;
         std::fs::create_dir_all(staging.join("stems"))?;
         for (stem, buffer) in &rendered.stems {
-            refrain_engine::render::write_wav(&staging.join("stems").join(format!("{stem}.wav")), buffer)?;
+            refrain_engine::render::write_wav(
+                &staging.join("stems").join(format!("{stem}.wav")),
+                buffer,
+            )?;
         }
         let manifest = serde_json::json!({
             "software": generate::SOFTWARE,
@@ -258,7 +262,10 @@ fn run_render(args: RenderArgs) -> Result<()> {
             "true_peak_dbtp": rendered.true_peak_dbtp,
             "licences": [{"part": "instruments", "source": "refrain built-in synthesisers", "licence": "refrain-own (MIT OR Apache-2.0)"}],
         });
-        std::fs::write(staging.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+        std::fs::write(
+            staging.join("manifest.json"),
+            serde_json::to_vec_pretty(&manifest)?,
+        )?;
         generate::move_into_place(&staging, &args.out)?;
         Ok(())
     };
@@ -290,12 +297,24 @@ fn run_dataset(command: DatasetCommand) -> Result<()> {
         } => {
             generate::check_output_dir(&out, force)?;
             if styles_per_tune == 0 || styles_per_tune > Style::ALL.len() {
-                bail!("--styles-per-tune must be between 1 and {}", Style::ALL.len());
+                bail!(
+                    "--styles-per-tune must be between 1 and {}",
+                    Style::ALL.len()
+                );
             }
             let started = Instant::now();
             let wheel_file = match wheel_path {
                 Some(path) => {
-                    wheel::verify_wheel(&path)?;
+                    let found = wheel::file_sha256(&path)?;
+                    if found != wheel::MUSIC21_WHEEL_SHA256 {
+                        bail!(
+                            "{} has sha256 {found}, not the recorded {} of music21 {}; refusing \
+                             to build from an unchecked file",
+                            path.display(),
+                            wheel::MUSIC21_WHEEL_SHA256,
+                            wheel::MUSIC21_VERSION
+                        );
+                    }
                     path
                 }
                 None => {

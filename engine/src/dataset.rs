@@ -261,14 +261,16 @@ fn tune_sections(tune_bars: u32, melody: &[Note], meter: Meter, outro: u32) -> V
         start = 1;
     }
     let block = if tune_bars - start >= 16 { 8 } else { 4 };
-    let block_notes = |from: u32, bars: u32| -> Vec<(u32, i32, u32)> {
+    // A block's melody as (step in block, pitch, duration), to recognise repeats.
+    type BlockMelody = Vec<(u32, i32, u32)>;
+    let block_notes = |from: u32, bars: u32| -> BlockMelody {
         melody
             .iter()
             .filter(|n| n.start >= from * steps && n.start < (from + bars) * steps)
             .map(|n| (n.start - from * steps, n.pitch, n.duration))
             .collect()
     };
-    let mut seen: Vec<(Vec<(u32, i32, u32)>, SectionKind)> = Vec::new();
+    let mut seen: Vec<(BlockMelody, SectionKind)> = Vec::new();
     let order = [SectionKind::Verse, SectionKind::Chorus, SectionKind::Bridge];
     let mut next_kind = 0;
     while start < tune_bars {

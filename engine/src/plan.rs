@@ -342,10 +342,10 @@ pub fn form(style: Style, mood: Mood, bars: u32, looped: bool) -> Vec<Section> {
         left -= length;
     }
     // End the body on a chorus when there is more than one section: songs land on the hook.
-    if kinds.len() > 2 {
-        if let Some(last) = kinds.last_mut() {
-            *last = SectionKind::Chorus;
-        }
+    if kinds.len() > 2
+        && let Some(last) = kinds.last_mut()
+    {
+        *last = SectionKind::Chorus;
     }
     let lift = match mood {
         Mood::Energetic | Mood::Epic => 0.1,
@@ -390,10 +390,10 @@ pub fn energy_curve(sections: &[Section]) -> Vec<f32> {
         let next = sections.get(i + 1).map(|s| s.energy);
         for bar in 0..section.bars {
             let mut e = section.energy;
-            if bar + 1 == section.bars {
-                if let Some(next) = next.filter(|&n| n > e) {
-                    e = (e + next) / 2.0;
-                }
+            if bar + 1 == section.bars
+                && let Some(next) = next.filter(|&n| n > e)
+            {
+                e = (e + next) / 2.0;
             }
             curve.push(e);
         }

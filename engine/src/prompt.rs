@@ -117,21 +117,21 @@ pub fn parse_prompt(prompt: &str) -> PromptHints {
         let lower = token.to_lowercase();
         // Two-token forms: "80 bpm", "90 s", "2 min", "16 bars", "D minor", "in D minor".
         if let Some(next) = next.as_deref() {
-            if let Ok(number) = lower.parse::<f64>() {
-                if let Some(consumed) = number_with_unit(&mut hints, token, number, next) {
-                    i += consumed;
-                    continue;
-                }
+            if let Ok(number) = lower.parse::<f64>()
+                && let Some(consumed) = number_with_unit(&mut hints, token, number, next)
+            {
+                i += consumed;
+                continue;
             }
-            if lower == "bpm" {
-                if let Ok(number) = next.parse::<f64>() {
-                    hints.bpm = Some(number);
-                    hints
-                        .understood
-                        .push((format!("{token} {next}"), format!("{number} bpm")));
-                    i += 2;
-                    continue;
-                }
+            if lower == "bpm"
+                && let Ok(number) = next.parse::<f64>()
+            {
+                hints.bpm = Some(number);
+                hints
+                    .understood
+                    .push((format!("{token} {next}"), format!("{number} bpm")));
+                i += 2;
+                continue;
             }
             if let Some(key) = key_from_words(token, next) {
                 hints.key = Some(key);
@@ -250,21 +250,21 @@ fn understand_word(hints: &mut PromptHints, token: &str) -> bool {
         hints.seconds = Some(minutes * 60.0);
         return note(hints, format!("{} seconds", minutes * 60.0));
     }
-    if let Some((m, s)) = lower.split_once(':') {
-        if let (Ok(m), Ok(s)) = (m.parse::<u32>(), s.parse::<u32>()) {
-            if s < 60 {
-                let seconds = f64::from(m * 60 + s);
-                hints.seconds = Some(seconds);
-                return note(hints, format!("{seconds} seconds"));
-            }
-        }
+    if let Some((m, s)) = lower.split_once(':')
+        && let (Ok(m), Ok(s)) = (m.parse::<u32>(), s.parse::<u32>())
+        && s < 60
+    {
+        let seconds = f64::from(m * 60 + s);
+        hints.seconds = Some(seconds);
+        return note(hints, format!("{seconds} seconds"));
     }
     // "Am", "C#m", "Bb" as a key only with a capital letter and a suffix, so "A" stays a word.
-    if (2..=4).contains(&token.len()) && token.starts_with(|c: char| c.is_ascii_uppercase()) {
-        if let Some(key) = Key::parse(token) {
-            hints.key = Some(key);
-            return note(hints, format!("key {key}"));
-        }
+    if (2..=4).contains(&token.len())
+        && token.starts_with(|c: char| c.is_ascii_uppercase())
+        && let Some(key) = Key::parse(token)
+    {
+        hints.key = Some(key);
+        return note(hints, format!("key {key}"));
     }
     false
 }

@@ -77,8 +77,16 @@ pub fn song_features(song: &Song) -> SongFeatures {
             }
         }
         for pair in patterns.windows(2) {
-            let both = pair[0].iter().zip(&pair[1]).filter(|(a, b)| **a && **b).count();
-            let either = pair[0].iter().zip(&pair[1]).filter(|(a, b)| **a || **b).count();
+            let both = pair[0]
+                .iter()
+                .zip(&pair[1])
+                .filter(|(a, b)| **a && **b)
+                .count();
+            let either = pair[0]
+                .iter()
+                .zip(&pair[1])
+                .filter(|(a, b)| **a || **b)
+                .count();
             if either > 0 {
                 groove_sum += both as f64 / either as f64;
                 groove_pairs += 1;
@@ -127,9 +135,7 @@ pub fn sounding_stems(song: &Song) -> Vec<Stem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use refrain_engine::music::{
-        ChordTrack, Instrument, Key, Meter, Mode, Note, Style, StemTrack,
-    };
+    use refrain_engine::music::{ChordTrack, Instrument, Key, Meter, Mode, Note, StemTrack, Style};
 
     fn song_with(lead: Vec<Note>, bars: u32) -> Song {
         Song {
@@ -168,10 +174,15 @@ mod tests {
 
     #[test]
     fn repeated_bars_have_full_groove_consistency() {
-        let notes: Vec<Note> = (0..4).flat_map(|bar| [note(bar * 16, 0), note(bar * 16 + 8, 4)]).collect();
+        let notes: Vec<Note> = (0..4)
+            .flat_map(|bar| [note(bar * 16, 0), note(bar * 16 + 8, 4)])
+            .collect();
         assert!((song_features(&song_with(notes, 4)).groove_consistency - 1.0).abs() < 1e-12);
         let shifting = vec![note(0, 0), note(18, 0), note(36, 0), note(54, 0)];
-        assert_eq!(song_features(&song_with(shifting, 4)).groove_consistency, 0.0);
+        assert_eq!(
+            song_features(&song_with(shifting, 4)).groove_consistency,
+            0.0
+        );
     }
 
     #[test]

@@ -40,10 +40,25 @@ fn the_issue_request_gives_the_promised_song() {
     let out = dir.path().join("o");
     let o = out.to_str().unwrap();
     let result = refrain(&[
-        "generate", "--style", "lofi", "--bpm", "100", "--key", "D major", "--seconds", "30",
-        "--seed", "1", "--out", o,
+        "generate",
+        "--style",
+        "lofi",
+        "--bpm",
+        "100",
+        "--key",
+        "D major",
+        "--seconds",
+        "30",
+        "--seed",
+        "1",
+        "--out",
+        o,
     ]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     for file in OUTPUT_FILES {
         assert!(out.join(file).is_file(), "{file} missing");
     }
@@ -61,7 +76,11 @@ fn the_issue_request_gives_the_promised_song() {
         .count();
     assert!(pitched >= 3, "only {pitched} pitched stems play");
     let features = song_features(&song);
-    assert!(features.in_scale_ratio >= 0.95, "{}", features.in_scale_ratio);
+    assert!(
+        features.in_scale_ratio >= 0.95,
+        "{}",
+        features.in_scale_ratio
+    );
 
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
@@ -84,25 +103,57 @@ fn the_same_request_gives_the_same_bytes_and_another_seed_does_not() {
     let run = |name: &str, seed: &str| {
         let out = dir.path().join(name);
         let result = refrain(&[
-            "generate", "synthwave 6/8 in F# minor", "--seconds", "12", "--seed", seed, "--out",
+            "generate",
+            "synthwave 6/8 in F# minor",
+            "--seconds",
+            "12",
+            "--seed",
+            seed,
+            "--out",
             out.to_str().unwrap(),
         ]);
-        assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
         out
     };
     let (a, b, c) = (run("a", "5"), run("b", "5"), run("c", "6"));
-    for file in ["mix.wav", "song.mid", "plan.json", "manifest.json", "stems/lead.wav"] {
-        assert_eq!(std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap(), "{file}");
+    for file in [
+        "mix.wav",
+        "song.mid",
+        "plan.json",
+        "manifest.json",
+        "stems/lead.wav",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+            "{file}"
+        );
     }
-    assert_ne!(std::fs::read(a.join("song.mid")).unwrap(), std::fs::read(c.join("song.mid")).unwrap());
+    assert_ne!(
+        std::fs::read(a.join("song.mid")).unwrap(),
+        std::fs::read(c.join("song.mid")).unwrap()
+    );
 }
 
 #[test]
 fn chinese_prompts_and_unused_words_reach_the_plan() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("zh");
-    let result = refrain(&["generate", "低保真 雨夜 80拍 20秒 神秘", "--out", out.to_str().unwrap()]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let result = refrain(&[
+        "generate",
+        "低保真 雨夜 80拍 20秒 神秘",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let plan: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap();
     assert_eq!(plan["style"], "lofi");
@@ -118,10 +169,23 @@ fn stems_subset_and_sample_rate_are_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s");
     let result = refrain(&[
-        "generate", "--style", "jazz", "--seconds", "8", "--stems", "bass,lead", "--sample-rate",
-        "44100", "--out", out.to_str().unwrap(),
+        "generate",
+        "--style",
+        "jazz",
+        "--seconds",
+        "8",
+        "--stems",
+        "bass,lead",
+        "--sample-rate",
+        "44100",
+        "--out",
+        out.to_str().unwrap(),
     ]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     assert!(out.join("stems/bass.wav").is_file());
     assert!(out.join("stems/lead.wav").is_file());
     assert!(!out.join("stems/drums.wav").exists());
@@ -138,7 +202,16 @@ fn bad_requests_fail_in_words_and_leave_no_folder() {
         vec!["generate", "--bpm", "1000", "--out", o],
         vec!["generate", "--seconds", "0.1", "--out", o],
         vec!["generate", "--meter", "5/4", "--out", o],
-        vec!["generate", "--loop", "--bpm", "100", "--seconds", "30", "--out", o],
+        vec![
+            "generate",
+            "--loop",
+            "--bpm",
+            "100",
+            "--seconds",
+            "30",
+            "--out",
+            o,
+        ],
     ] {
         let result = refrain(&args);
         assert!(!result.status.success(), "{args:?} succeeded");
@@ -163,7 +236,11 @@ fn an_existing_folder_is_kept_unless_forced() {
     assert!(String::from_utf8_lossy(&result.stderr).contains("--force"));
     assert!(out.join("mine.txt").exists());
     let result = refrain(&["generate", "--seconds", "5", "--out", o, "--force"]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     assert!(!out.join("mine.txt").exists());
     assert!(out.join("mix.wav").exists());
 }

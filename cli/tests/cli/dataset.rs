@@ -23,11 +23,21 @@ fn build_with_a_wrong_wheel_is_refused_before_any_work() {
     std::fs::write(&fake, b"not a wheel").unwrap();
     let out = dir.path().join("data");
     let result = Command::new(env!("CARGO_BIN_EXE_refrain"))
-        .args(["dataset", "build", "--wheel", fake.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "dataset",
+            "build",
+            "--wheel",
+            fake.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!result.status.success());
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(stderr.contains("sha256") || stderr.contains("hash"), "{stderr}");
+    assert!(
+        stderr.contains("sha256") || stderr.contains("hash"),
+        "{stderr}"
+    );
     assert!(!out.exists());
 }

@@ -49,8 +49,25 @@ pub struct TraceLine {
 pub struct LicenceEntry {
     pub part: String,
     pub source: String,
-    #[serde(flatten)]
-    pub licence: Licence,
+    /// `Licence::id`, e.g. "public-domain", "CC-BY".
+    pub licence: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
+}
+
+impl LicenceEntry {
+    pub fn new(part: String, source: String, licence: &Licence) -> LicenceEntry {
+        let attribution = match licence {
+            Licence::CcBy { attribution } => Some(attribution.clone()),
+            _ => None,
+        };
+        LicenceEntry {
+            part,
+            source,
+            licence: licence.id().to_string(),
+            attribution,
+        }
+    }
 }
 
 /// A weights file used to make the output.
@@ -124,17 +141,17 @@ impl Generation {
     }
 
     fn licences(&self) -> Vec<LicenceEntry> {
-        let mut entries = vec![LicenceEntry {
-            part: "composition (plan, chords, melody, arrangement)".into(),
-            source: COMPOSER.into(),
-            licence: Licence::ProjectOwn,
-        }];
+        let mut entries = vec![LicenceEntry::new(
+            "composition (plan, chords, melody, arrangement)".into(),
+            COMPOSER.into(),
+            &Licence::ProjectOwn,
+        )];
         for track in &self.song.stems {
-            entries.push(LicenceEntry {
-                part: format!("instrument for {}", track.stem),
-                source: format!("built-in synthesiser: {}", track.instrument.name()),
-                licence: Licence::ProjectOwn,
-            });
+            entries.push(LicenceEntry::new(
+                format!("instrument for {}", track.stem),
+                format!("built-in synthesiser: {}", track.instrument.name()),
+                &Licence::ProjectOwn,
+            ));
         }
         entries
     }

@@ -19,6 +19,9 @@ pub const MAX_SECONDS: f64 = 3600.0;
 pub const DEFAULT_SECONDS: f64 = 60.0;
 /// Ring-out added after the last bar when the length is given in bars (not for loops).
 pub const BARS_RING_OUT_SECONDS: f64 = 2.0;
+/// Least ring-out kept inside a length given in seconds, so the final chord can resolve
+/// instead of being cut (not for loops, and not when the song would lose its only bar).
+pub const MIN_RING_OUT_SECONDS: f64 = 1.0;
 
 /// What a user asked for: the prompt and the explicit flags. Explicit flags win over the
 /// prompt; anything left open is chosen from the seed.
@@ -245,8 +248,13 @@ pub fn plan(request: &Request) -> Result<Plan, Error> {
                     "a song must last more than 0 seconds, not {seconds}"
                 )));
             }
-            // Whole bars that fit; the remainder is the ending's ring-out.
-            let bars = (seconds / bar_seconds + 1e-9).floor() as u32;
+            // Whole bars that fit before a short ring-out; the remainder is the ring-out.
+            let room = if request.looped || seconds < bar_seconds + MIN_RING_OUT_SECONDS {
+                seconds
+            } else {
+                seconds - MIN_RING_OUT_SECONDS
+            };
+            let bars = (room / bar_seconds + 1e-9).floor() as u32;
             if request.looped {
                 let exact = f64::from(bars) * bar_seconds;
                 if (seconds - exact).abs() > 1e-6 {
@@ -360,7 +368,7 @@ pub fn form(style: Style, mood: Mood, bars: u32, looped: bool) -> Vec<Section> {
                 kind,
                 start_bar: start,
                 bars: length,
-                energy: (energy + lift).clamp(0.1, 1.0),
+                energy: round_energy((energy + lift).clamp(0.1, 1.0)),
             });
             start += length;
         }
@@ -381,6 +389,11 @@ pub fn form(style: Style, mood: Mood, bars: u32, looped: bool) -> Vec<Section> {
     }
     push(SectionKind::Outro, outro, 0.3);
     sections
+}
+
+/// Energies are read by people in plan.json: two decimals are plenty.
+fn round_energy(e: f32) -> f32 {
+    (e * 100.0).round() / 100.0
 }
 
 /// Energy of each bar: the section's energy, rising over the last bar before a louder section.
@@ -478,6 +491,7 @@ mod tests {
             (87.0, Meter::ThreeFour, 90.0),
             (133.0, Meter::SixEight, 61.5),
             (60.0, Meter::FourFour, 4.0),
+            (80.0, Meter::FourFour, 90.0),
         ] {
             let r = Request {
                 bpm: Some(bpm),
@@ -488,7 +502,10 @@ mod tests {
             let p = plan(&r).unwrap();
             let total = f64::from(p.bars) * p.bar_seconds + p.tail_seconds;
             assert!((total - seconds).abs() < 1e-9);
-            assert!(p.tail_seconds < p.bar_seconds + 1e-9);
+            assert!(p.tail_seconds < p.bar_seconds + MIN_RING_OUT_SECONDS + 1e-9);
+            if seconds >= p.bar_seconds + MIN_RING_OUT_SECONDS {
+                assert!(p.tail_seconds >= MIN_RING_OUT_SECONDS - 1e-9, "{seconds} s");
+            }
             let covered: u32 = p.sections.iter().map(|s| s.bars).sum();
             assert_eq!(covered, p.bars);
             assert_eq!(p.energy_per_bar.len(), p.bars as usize);

@@ -135,6 +135,20 @@ impl Mode {
         }
     }
 
+    /// Semitones from the tonic up to the relative major's tonic: the major key that shares
+    /// this mode's key signature.
+    pub fn relative_major_shift(self) -> u8 {
+        match self {
+            Mode::Major => 0,
+            Mode::Minor => 3,
+            Mode::Dorian => 10,
+            Mode::Phrygian => 8,
+            Mode::Lydian => 7,
+            Mode::Mixolydian => 5,
+            Mode::Locrian => 1,
+        }
+    }
+
     /// Whether the third above the tonic is minor (the mode "feels" minor).
     pub fn is_minor_like(self) -> bool {
         self.intervals()[2] == 3
@@ -259,16 +273,7 @@ impl Key {
     /// Uses flats for keys whose signatures have flats, sharps otherwise.
     fn prefers_flats(self) -> bool {
         // The relative major's tonic decides the key signature, and so the spelling.
-        let shift = match self.mode {
-            Mode::Major => 0,
-            Mode::Minor => 3,
-            Mode::Dorian => 10,
-            Mode::Phrygian => 8,
-            Mode::Lydian => 7,
-            Mode::Mixolydian => 5,
-            Mode::Locrian => 1,
-        };
-        let relative_major = (self.tonic + shift) % 12;
+        let relative_major = (self.tonic + self.mode.relative_major_shift()) % 12;
         matches!(relative_major, 5 | 10 | 3 | 8 | 1)
     }
 

@@ -37,24 +37,10 @@ pub fn read_midi(bytes: &[u8]) -> Result<Song, Error> {
     import::read_midi(bytes)
 }
 
-/// Semitones from a mode's tonic up to its relative major's tonic: the major key that shares
-/// its key signature.
-fn relative_major_shift(mode: Mode) -> u8 {
-    match mode {
-        Mode::Major => 0,
-        Mode::Minor => 3,
-        Mode::Dorian => 10,
-        Mode::Phrygian => 8,
-        Mode::Lydian => 7,
-        Mode::Mixolydian => 5,
-        Mode::Locrian => 1,
-    }
-}
-
 /// Sharps (positive) or flats (negative) of a key's signature, as a MIDI key-signature event
 /// carries them. F# major is written with six sharps rather than six flats.
 fn key_signature_accidentals(key: Key) -> i8 {
-    let major_tonic = (key.tonic + relative_major_shift(key.mode)) % 12;
+    let major_tonic = (key.tonic + key.mode.relative_major_shift()) % 12;
     // Position on the circle of fifths: each fifth up adds a sharp.
     let fifths = (i32::from(major_tonic) * 7).rem_euclid(12);
     if fifths <= 6 {

@@ -244,3 +244,52 @@ fn an_existing_folder_is_kept_unless_forced() {
     assert!(!out.join("mine.txt").exists());
     assert!(out.join("mix.wav").exists());
 }
+
+#[test]
+fn render_turns_the_generated_midi_back_into_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let song = dir.path().join("song");
+    let result = refrain(&[
+        "generate",
+        "--style",
+        "rock",
+        "--bars",
+        "4",
+        "--bpm",
+        "120",
+        "--out",
+        song.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rendered = dir.path().join("rendered");
+    let result = refrain(&[
+        "render",
+        song.join("song.mid").to_str().unwrap(),
+        "--out",
+        rendered.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    // Four bars of 4/4 at 120 bpm are 8 s, plus the 2 s ring-out.
+    assert_eq!(
+        wav_frames(&rendered.join("mix.wav")),
+        (10 * 48_000, 24, 48_000)
+    );
+    assert!(rendered.join("stems/drums.wav").is_file());
+    let missing = refrain(&[
+        "render",
+        "no-such.mid",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such.mid"));
+    assert!(!dir.path().join("x").exists());
+}

@@ -207,7 +207,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     progress.finish_and_clear();
     let plan = &generation.plan;
     eprintln!(
-        "wrote {}: {} in {}, {} bpm, {}, {} bars + {:.2} s ring-out = {} s; {:.1} LUFS, {:.1} dBTP ({:.2} s)",
+        "wrote {}: {} in {}, {} bpm, {}, {} bars + {:.2} s ring-out = {:.3} s; {:.1} LUFS, {:.1} dBTP ({:.2} s)",
         args.out.display(),
         plan.style,
         plan.key_name,

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 /// Tempo limits, quarter notes per minute.
 pub const MIN_BPM: f64 = 30.0;
 pub const MAX_BPM: f64 = 300.0;
-/// Longest song refrain writes, seconds.
-pub const MAX_SECONDS: f64 = 3600.0;
+/// Longest song refrain writes, seconds: what the renderer holds in memory at once.
+pub const MAX_SECONDS: f64 = crate::render::MAX_RENDER_MINUTES as f64 * 60.0;
 /// Seconds when neither the prompt nor the flags give a length.
 pub const DEFAULT_SECONDS: f64 = 60.0;
 /// Ring-out added after the last bar when the length is given in bars (not for loops).
@@ -565,6 +565,16 @@ mod tests {
             ..request("")
         };
         assert!(plan(&too_fast).unwrap_err().to_string().contains("tempo"));
+        let too_long = Request {
+            seconds: Some(MAX_SECONDS + 1.0),
+            ..request("")
+        };
+        assert!(
+            plan(&too_long)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than")
+        );
         let too_short = Request {
             seconds: Some(0.5),
             bpm: Some(60.0),

@@ -3,10 +3,10 @@
 //! Run: `cargo bench -p refrain-benches --bench pipeline`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use refrain_engine::compose::arranger;
+use refrain_engine::generate;
 use refrain_engine::midi;
 use refrain_engine::music::{Song, Style};
-use refrain_engine::plan::{self, Request, stage_rng};
+use refrain_engine::plan::Request;
 use refrain_engine::render::{self, RenderOptions};
 use std::hint::black_box;
 
@@ -20,13 +20,7 @@ fn three_minute_request(style: Style) -> Request {
 }
 
 fn compose(request: &Request) -> Song {
-    let mut planned = plan::plan(request).expect("a valid request");
-    let sheet = plan::lead_sheet(&mut planned);
-    arranger::arrange(
-        &sheet,
-        &planned.stems,
-        &mut stage_rng(request.seed, "arrange"),
-    )
+    generate::compose(request).expect("a valid request").1
 }
 
 fn pipeline(c: &mut Criterion) {

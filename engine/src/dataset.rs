@@ -17,7 +17,7 @@ use crate::music::{
     Chord, ChordQuality, ChordTrack, Key, Meter, Mood, Note, Section, SectionKind, Song, Stem,
     Style,
 };
-use crate::plan::{self, Request, stage_rng, tempo_range};
+use crate::plan::{Request, stage_rng, tempo_range};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -443,11 +443,9 @@ pub fn build_pieces(
                 seed: hash_u64(&source_id),
                 ..Request::default()
             };
-            let Ok(mut planned) = plan::plan(&request) else {
+            let Ok((planned, mut song)) = crate::generate::compose(&request) else {
                 continue;
             };
-            let sheet = plan::lead_sheet(&mut planned);
-            let mut song = arranger::arrange(&sheet, &Stem::ALL, &mut rng);
             vary_velocity(&mut song, rng.random_range(0.85..1.1));
             let id = format!("p{:06}", pieces.len());
             pieces.push(Piece::from_song(
@@ -455,7 +453,7 @@ pub fn build_pieces(
                 split_for(&source_id),
                 source_id,
                 &Licence::ProjectOwn,
-                sheet.mood,
+                planned.mood,
                 &song,
             ));
             progress(pieces.len(), total);

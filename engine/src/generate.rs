@@ -104,12 +104,18 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
-/// Plans, composes and renders a request.
-pub fn generate(request: &Request, render_options: &RenderOptions) -> Result<Generation, Error> {
+/// Plans and composes a request: the symbolic song and the plan it followed.
+pub fn compose(request: &Request) -> Result<(Plan, Song), Error> {
     let mut plan = plan::plan(request)?;
     let sheet = plan::lead_sheet(&mut plan);
     let mut arrange_rng = stage_rng(request.seed, "arrange");
     let song = arranger::arrange(&sheet, &plan.stems, &mut arrange_rng);
+    Ok((plan, song))
+}
+
+/// Plans, composes and renders a request.
+pub fn generate(request: &Request, render_options: &RenderOptions) -> Result<Generation, Error> {
+    let (plan, song) = compose(request)?;
     let frames = (plan.seconds * f64::from(render_options.sample_rate)).round() as u64;
     let rendered = render::render_song(&song, frames, render_options)?;
     Ok(Generation {

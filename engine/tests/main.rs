@@ -1,19 +1,13 @@
 //! Engine integration tests: the whole compose path (plan -> lead sheet -> arrangement) over
 //! every style, meter and many seeds, checked on what a listener and the models depend on.
 
-use refrain_engine::compose::arranger;
+use refrain_engine::generate;
 use refrain_engine::music::{Meter, Song, Stem, Style};
-use refrain_engine::plan::{self, Request, stage_rng};
+use refrain_engine::plan::Request;
 use refrain_engine::planes::notes_to_planes;
 
 fn compose(request: &Request) -> Song {
-    let mut planned = plan::plan(request).expect("a valid request");
-    let sheet = plan::lead_sheet(&mut planned);
-    arranger::arrange(
-        &sheet,
-        &planned.stems,
-        &mut stage_rng(request.seed, "arrange"),
-    )
+    generate::compose(request).expect("a valid request").1
 }
 
 fn in_scale_ratio(song: &Song) -> f64 {

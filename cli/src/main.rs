@@ -91,7 +91,8 @@ struct TrainAutoencoderArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
-    /// CPU backend: flex (pure Rust) or ndarray.
+    /// CPU backend: flex (pure Rust, the faster one here) or ndarray (needs a build with
+    /// `--features ndarray`).
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     backend: Backend,
 }

@@ -211,6 +211,7 @@ impl<B: Backend> BarAutoencoder<B> {
         path: &Path,
     ) -> Result<(), Error> {
         let mut store = SafetensorsStore::from_file(path)
+            .overwrite(true)
             .metadata("refrain.model", "bar-autoencoder")
             .metadata("refrain.config", config.to_string());
         self.save_into(&mut store)

@@ -1,5 +1,5 @@
-//! The `refrain` command line: generate songs, render MIDI to audio, and build the training
-//! corpus. Errors are reported in plain words with a non-zero exit status.
+//! The `refrain` command line: generate songs, render MIDI to audio, build the training
+//! corpus and train the models. Errors are reported in plain words with a non-zero exit status.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -7,9 +7,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::corpus::wheel;
 use refrain_engine::dataset::{self, BuildOptions};
 use refrain_engine::generate::{self, Generation};
+use refrain_engine::model::BarAutoencoderConfig;
 use refrain_engine::music::{Key, Meter, Mood, Stem, Style};
 use refrain_engine::plan::Request;
 use refrain_engine::render::RenderOptions;
+use refrain_engine::train::data::{StemBarOptions, StemBarSet};
+use refrain_engine::train::loss::ReconstructionLossConfig;
+use refrain_engine::train::{AutoencoderTrainingConfig, TrainSummary};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -39,6 +43,64 @@ enum Command {
     /// Build or inspect the licence-clean training corpus.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Train a model from a built dataset (checkpoints, resume, a loss log).
+    #[command(subcommand)]
+    Train(TrainCommand),
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// Train the bar autoencoder (stem-bar planes <-> latent vectors) and write
+    /// autoencoder.safetensors, its model card autoencoder.json, loss.csv and checkpoints/
+    /// into --out.
+    Autoencoder(TrainAutoencoderArgs),
+}
+
+#[derive(Args)]
+struct TrainAutoencoderArgs {
+    /// Dataset folder made by `refrain dataset build`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder: checkpoints, loss.csv, the config and at the end the weights.
+    #[arg(long)]
+    out: PathBuf,
+    /// Optimiser steps in the whole run (raise it with --resume to train longer).
+    #[arg(long, default_value_t = 20_000)]
+    steps: u64,
+    /// Stem-bars per step.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Seed: weights, batch order and evaluation sample all follow from it.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Size of each stem-bar's latent vector.
+    #[arg(long, default_value_t = 48)]
+    latent_dim: usize,
+    /// Peak learning rate (AdamW, warm-up then cosine decay).
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f64,
+    /// Evaluate on held-out bars and log a loss.csv row every N steps.
+    #[arg(long, default_value_t = 500)]
+    eval_every: u64,
+    /// Held-out stem-bars per evaluation.
+    #[arg(long, default_value_t = 4096)]
+    eval_bars: usize,
+    /// Write a checkpoint every N steps.
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: u64,
+    /// Continue from the newest checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// CPU backend: flex (pure Rust, the faster one here) or ndarray (needs a build with
+    /// `--features ndarray`).
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Backend {
+    Flex,
+    Ndarray,
 }
 
 #[derive(Args)]
@@ -401,12 +463,94 @@ fn run_dataset(command: DatasetCommand) -> Result<()> {
     }
 }
 
+fn run_train(command: TrainCommand) -> Result<()> {
+    let TrainCommand::Autoencoder(args) = command;
+    let config = AutoencoderTrainingConfig::new(
+        BarAutoencoderConfig::new().with_latent_dim(args.latent_dim),
+        ReconstructionLossConfig::new(),
+    )
+    .with_steps(args.steps)
+    .with_batch(args.batch)
+    .with_seed(args.seed)
+    .with_learning_rate(args.learning_rate)
+    .with_eval_every(args.eval_every)
+    .with_eval_bars(args.eval_bars)
+    .with_checkpoint_every(args.checkpoint_every);
+    let reading = spinner(&format!("reading stem-bars from {}", args.data.display()));
+    let data = StemBarSet::read(&args.data, &StemBarOptions::default())?;
+    reading.finish_and_clear();
+    eprintln!(
+        "{} training and {} validation stem-bars from {} pieces ({} empty ones left out)",
+        data.train.len(),
+        data.validation.len(),
+        data.pieces.len(),
+        data.empty_skipped
+    );
+    let summary = match args.backend {
+        Backend::Flex => train_on::<burn::backend::Autodiff<burn::backend::Flex>>(
+            &config,
+            &data,
+            &args.out,
+            args.resume,
+        )?,
+        Backend::Ndarray => train_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
+            &config,
+            &data,
+            &args.out,
+            args.resume,
+        )?,
+    };
+    let f1 = summary
+        .last_evaluation
+        .map(|e| format!("{:.4}", e.notes.f1()))
+        .unwrap_or_else(|| "-".into());
+    eprintln!(
+        "trained {} parameters from step {} to {}; validation note F1 {f1}; wrote {}",
+        summary.parameters,
+        summary.resumed_from,
+        summary.steps,
+        args.out.join(refrain_engine::train::WEIGHTS_FILE).display()
+    );
+    Ok(())
+}
+
+fn train_on<B: burn::tensor::backend::AutodiffBackend>(
+    config: &AutoencoderTrainingConfig,
+    data: &StemBarSet,
+    out: &std::path::Path,
+    resume: bool,
+) -> Result<TrainSummary> {
+    let bar = ProgressBar::new(config.steps);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
+            .expect("static template"),
+    );
+    let mut validation = String::from("validation: pending");
+    let summary = refrain_engine::train::train_autoencoder::<B>(
+        config,
+        data,
+        out,
+        resume,
+        &B::Device::default(),
+        &mut |progress| {
+            if let Some(e) = progress.evaluation {
+                validation = format!("validation loss {:.4}, note F1 {:.4}", e.loss, e.notes.f1());
+            }
+            bar.set_position(progress.step);
+            bar.set_message(format!("loss {:.4}; {validation}", progress.train_loss));
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => run_generate(args),
         Command::Render(args) => run_render(args),
         Command::Dataset(command) => run_dataset(command),
+        Command::Train(command) => run_train(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

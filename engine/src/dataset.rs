@@ -525,8 +525,8 @@ pub fn write_dataset(
     result
 }
 
-/// Reads a built dataset back and counts it (pieces and bars from the shards themselves).
-pub fn dataset_stats(dir: &Path) -> Result<DatasetStats, Error> {
+/// Reads DIR/manifest.json; returns it with its bytes (whose sha256 names the dataset).
+pub fn read_manifest(dir: &Path) -> Result<(DatasetManifest, Vec<u8>), Error> {
     let manifest_path = dir.join("manifest.json");
     let manifest_bytes = fs::read(&manifest_path).map_err(|e| {
         Error::io(
@@ -543,18 +543,16 @@ pub fn dataset_stats(dir: &Path) -> Result<DatasetStats, Error> {
             manifest_path.display()
         ))
     })?;
-    let mut stats = DatasetStats {
-        pieces: 0,
-        bars: 0,
-        multi_stem_bars: 0,
-        styles: Vec::new(),
-        pieces_per_style: BTreeMap::new(),
-        licences: BTreeMap::new(),
-        splits: BTreeMap::new(),
-        sources: manifest.sources.len(),
-        refused: manifest.refused.len(),
-        manifest_sha256: sha256_hex(&manifest_bytes),
-    };
+    Ok((manifest, manifest_bytes))
+}
+
+/// Visits every piece of a built dataset in shard order, checking each shard against the
+/// manifest's hash first so a changed dataset is never read as the one the manifest names.
+pub fn for_each_piece(
+    dir: &Path,
+    manifest: &DatasetManifest,
+    mut visit: impl FnMut(Piece) -> Result<(), Error>,
+) -> Result<(), Error> {
     for (name, expected) in &manifest.files {
         let path = dir.join(name);
         let bytes =
@@ -570,24 +568,46 @@ pub fn dataset_stats(dir: &Path) -> Result<DatasetStats, Error> {
             let piece: Piece = serde_json::from_str(&line).map_err(|e| {
                 Error::Corpus(format!("{} line {}: {e}", path.display(), line_number + 1))
             })?;
-            stats.pieces += 1;
-            stats.bars += u64::from(piece.bars);
-            stats.multi_stem_bars += u64::from(piece.multi_stem_bars());
-            *stats
-                .pieces_per_style
-                .entry(piece.style.name().to_string())
-                .or_default() += 1;
-            *stats.licences.entry(piece.licence.clone()).or_default() += 1;
-            let split = match piece.split {
-                Split::Train => "train",
-                Split::Validation => "validation",
-            };
-            *stats.splits.entry(split.to_string()).or_default() += 1;
-            if !stats.styles.contains(&piece.style) {
-                stats.styles.push(piece.style);
-            }
+            visit(piece)?;
         }
     }
+    Ok(())
+}
+
+/// Reads a built dataset back and counts it (pieces and bars from the shards themselves).
+pub fn dataset_stats(dir: &Path) -> Result<DatasetStats, Error> {
+    let (manifest, manifest_bytes) = read_manifest(dir)?;
+    let mut stats = DatasetStats {
+        pieces: 0,
+        bars: 0,
+        multi_stem_bars: 0,
+        styles: Vec::new(),
+        pieces_per_style: BTreeMap::new(),
+        licences: BTreeMap::new(),
+        splits: BTreeMap::new(),
+        sources: manifest.sources.len(),
+        refused: manifest.refused.len(),
+        manifest_sha256: sha256_hex(&manifest_bytes),
+    };
+    for_each_piece(dir, &manifest, |piece| {
+        stats.pieces += 1;
+        stats.bars += u64::from(piece.bars);
+        stats.multi_stem_bars += u64::from(piece.multi_stem_bars());
+        *stats
+            .pieces_per_style
+            .entry(piece.style.name().to_string())
+            .or_default() += 1;
+        *stats.licences.entry(piece.licence.clone()).or_default() += 1;
+        let split = match piece.split {
+            Split::Train => "train",
+            Split::Validation => "validation",
+        };
+        *stats.splits.entry(split.to_string()).or_default() += 1;
+        if !stats.styles.contains(&piece.style) {
+            stats.styles.push(piece.style);
+        }
+        Ok(())
+    })?;
     stats.styles.sort();
     Ok(stats)
 }

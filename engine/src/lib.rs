@@ -13,11 +13,14 @@ pub mod generate;
 pub mod harmony;
 pub mod licence;
 pub mod midi;
+pub mod model;
 pub mod music;
 pub mod plan;
 pub mod planes;
 pub mod prompt;
 pub mod render;
+#[cfg(feature = "train")]
+pub mod train;
 
 /// Everything that can go wrong inside the engine, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum Error {
     /// A request that makes no sense (bad key, tempo out of range, ...).
     #[error("request: {0}")]
     Request(String),
+    /// A model file or a model's input that does not fit (weights, config, checkpoint).
+    #[error("model: {0}")]
+    Model(String),
     /// Audio rendering or WAV writing failed.
     #[error("audio: {0}")]
     Audio(String),

@@ -1,0 +1,118 @@
+//! `refrain train autoencoder`: a short run on a small dataset writes weights, card, loss log
+//! and checkpoints; an existing run is refused without --resume and continued with it.
+
+use refrain_engine::corpus::CorpusReport;
+use refrain_engine::dataset::{BuildOptions, Split, build_pieces, write_dataset};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn refrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_refrain"))
+        .args(args)
+        .output()
+        .expect("the refrain binary runs")
+}
+
+/// Eight of refrain's own songs, two held out.
+fn small_dataset(out: &Path) {
+    let report = CorpusReport {
+        tunes: Vec::new(),
+        refused: Vec::new(),
+        skipped: Default::default(),
+    };
+    let options = BuildOptions {
+        styles_per_tune: 1,
+        own_songs_per_style: 1,
+    };
+    let (mut pieces, _) = build_pieces(&report, &options, &|_, _| {});
+    for (i, piece) in pieces.iter_mut().enumerate() {
+        piece.split = if i % 4 == 1 {
+            Split::Validation
+        } else {
+            Split::Train
+        };
+    }
+    write_dataset(out, false, &report, ("none", "none"), &pieces, Vec::new()).unwrap();
+}
+
+#[test]
+fn a_short_run_writes_weights_and_log_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    small_dataset(&data);
+    let run = dir.path().join("run");
+    let train = |steps: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            "autoencoder",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--batch",
+            "16",
+            "--eval-every",
+            "2",
+            "--eval-bars",
+            "32",
+            "--checkpoint-every",
+            "2",
+            "--latent-dim",
+            "8",
+            "--steps",
+            steps,
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        refrain(&args)
+    };
+    let first = train("4", false);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for file in [
+        "autoencoder.safetensors",
+        "autoencoder.json",
+        "loss.csv",
+        "training.json",
+    ] {
+        assert!(run.join(file).is_file(), "{file}");
+    }
+    let log = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    assert_eq!(log.lines().count(), 3, "{log}");
+    assert!(log.starts_with("step,train_loss,validation_loss,validation_note_f1"));
+
+    let again = train("4", false);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+
+    let resumed = train("6", true);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let log = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4, "{log}");
+}
+
+#[test]
+fn training_on_a_folder_that_is_not_a_dataset_fails_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let result = refrain(&[
+        "train",
+        "autoencoder",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("manifest.json"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}

@@ -535,6 +535,13 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
         &mut |progress| {
             if let Some(e) = progress.evaluation {
                 validation = format!("validation loss {:.4}, note F1 {:.4}", e.loss, e.notes.f1());
+                // Without a terminal the bar is hidden; a line per evaluation keeps logs useful.
+                if bar.is_hidden() {
+                    eprintln!(
+                        "step {}/{}: loss {:.4}; {validation}",
+                        progress.step, progress.steps, progress.train_loss
+                    );
+                }
             }
             bar.set_position(progress.step);
             bar.set_message(format!("loss {:.4}; {validation}", progress.train_loss));

@@ -493,12 +493,18 @@ fn run_train(command: TrainCommand) -> Result<()> {
             &args.out,
             args.resume,
         )?,
+        #[cfg(feature = "ndarray")]
         Backend::Ndarray => train_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
             &config,
             &data,
             &args.out,
             args.resume,
         )?,
+        #[cfg(not(feature = "ndarray"))]
+        Backend::Ndarray => bail!(
+            "this refrain was built without the ndarray backend; rebuild with \
+             `cargo build --release -p refrain --features ndarray`, or use --backend flex"
+        ),
     };
     let f1 = summary
         .last_evaluation

@@ -493,12 +493,18 @@ fn run_train(command: TrainCommand) -> Result<()> {
             &args.out,
             args.resume,
         )?,
+        #[cfg(feature = "ndarray")]
         Backend::Ndarray => train_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
             &config,
             &data,
             &args.out,
             args.resume,
         )?,
+        #[cfg(not(feature = "ndarray"))]
+        Backend::Ndarray => bail!(
+            "this refrain was built without the ndarray backend; rebuild with \
+             `cargo build --release -p refrain --features ndarray`, or use --backend flex"
+        ),
     };
     let f1 = summary
         .last_evaluation
@@ -535,6 +541,13 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
         &mut |progress| {
             if let Some(e) = progress.evaluation {
                 validation = format!("validation loss {:.4}, note F1 {:.4}", e.loss, e.notes.f1());
+                // Without a terminal the bar is hidden; a line per evaluation keeps logs useful.
+                if bar.is_hidden() {
+                    eprintln!(
+                        "step {}/{}: loss {:.4}; {validation}",
+                        progress.step, progress.steps, progress.train_loss
+                    );
+                }
             }
             bar.set_position(progress.step);
             bar.set_message(format!("loss {:.4}; {validation}", progress.train_loss));

@@ -6,8 +6,7 @@ use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use criterion::{Criterion, criterion_group, criterion_main};
-use refrain_engine::corpus::CorpusReport;
-use refrain_engine::dataset::{BuildOptions, build_pieces};
+use refrain_engine::dataset::own_song_pieces;
 use refrain_engine::model::BarAutoencoderConfig;
 use refrain_engine::train::data::{StemBar, StemBarOptions, StemBarSet};
 use refrain_engine::train::loss::ReconstructionLossConfig;
@@ -18,16 +17,7 @@ use std::time::Duration;
 const BATCH: usize = 128;
 
 fn stem_bars() -> Vec<StemBar> {
-    let report = CorpusReport {
-        tunes: Vec::new(),
-        refused: Vec::new(),
-        skipped: Default::default(),
-    };
-    let options = BuildOptions {
-        styles_per_tune: 1,
-        own_songs_per_style: 1,
-    };
-    let (pieces, _) = build_pieces(&report, &options, &|_, _| {});
+    let pieces = own_song_pieces(1);
     let mut set = StemBarSet::default();
     for piece in &pieces {
         set.add_piece(piece, &StemBarOptions::default())

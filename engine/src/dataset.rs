@@ -462,6 +462,16 @@ pub fn build_pieces(
     (pieces, sources)
 }
 
+/// Pieces written from scratch by refrain's own writers only, `per_style` for each style:
+/// what `build_pieces` makes with no corpus (small fixtures for tests and benches).
+pub fn own_song_pieces(per_style: u32) -> Vec<Piece> {
+    let options = BuildOptions {
+        styles_per_tune: 1,
+        own_songs_per_style: per_style,
+    };
+    build_pieces(&CorpusReport::default(), &options, &|_, _| {}).0
+}
+
 /// Writes the pieces and the manifest into `out` (assembled beside it, then renamed).
 pub fn write_dataset(
     out: &Path,

@@ -2,7 +2,7 @@
 //! and checkpoints; an existing run is refused without --resume and continued with it.
 
 use refrain_engine::corpus::CorpusReport;
-use refrain_engine::dataset::{BuildOptions, Split, build_pieces, write_dataset};
+use refrain_engine::dataset::{Split, own_song_pieces, write_dataset};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -15,16 +15,7 @@ fn refrain(args: &[&str]) -> Output {
 
 /// Eight of refrain's own songs, two held out.
 fn small_dataset(out: &Path) {
-    let report = CorpusReport {
-        tunes: Vec::new(),
-        refused: Vec::new(),
-        skipped: Default::default(),
-    };
-    let options = BuildOptions {
-        styles_per_tune: 1,
-        own_songs_per_style: 1,
-    };
-    let (mut pieces, _) = build_pieces(&report, &options, &|_, _| {});
+    let mut pieces = own_song_pieces(1);
     for (i, piece) in pieces.iter_mut().enumerate() {
         piece.split = if i % 4 == 1 {
             Split::Validation
@@ -32,7 +23,15 @@ fn small_dataset(out: &Path) {
             Split::Train
         };
     }
-    write_dataset(out, false, &report, ("none", "none"), &pieces, Vec::new()).unwrap();
+    write_dataset(
+        out,
+        false,
+        &CorpusReport::default(),
+        ("none", "none"),
+        &pieces,
+        Vec::new(),
+    )
+    .unwrap();
 }
 
 #[test]

@@ -254,21 +254,12 @@ pub fn evaluation_sample(set: &StemBarSet, count: usize, seed: u64) -> Vec<usize
 pub(crate) mod tests {
     use super::*;
     use crate::corpus::CorpusReport;
-    use crate::dataset::{BuildOptions, build_pieces, write_dataset};
+    use crate::dataset::{own_song_pieces, write_dataset};
     use std::collections::BTreeSet;
 
     /// Eight small pieces written by refrain's own writers, two of them held out.
     pub(crate) fn fixture_pieces() -> Vec<Piece> {
-        let report = CorpusReport {
-            tunes: Vec::new(),
-            refused: Vec::new(),
-            skipped: Default::default(),
-        };
-        let options = BuildOptions {
-            styles_per_tune: 1,
-            own_songs_per_style: 1,
-        };
-        let (mut pieces, _) = build_pieces(&report, &options, &|_, _| {});
+        let mut pieces = own_song_pieces(1);
         for (i, piece) in pieces.iter_mut().enumerate() {
             piece.split = if i % 4 == 1 {
                 Split::Validation
@@ -284,12 +275,15 @@ pub(crate) mod tests {
         let pieces = fixture_pieces();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("ds");
-        let report = CorpusReport {
-            tunes: Vec::new(),
-            refused: Vec::new(),
-            skipped: Default::default(),
-        };
-        write_dataset(&out, false, &report, ("none", "none"), &pieces, Vec::new()).unwrap();
+        write_dataset(
+            &out,
+            false,
+            &CorpusReport::default(),
+            ("none", "none"),
+            &pieces,
+            Vec::new(),
+        )
+        .unwrap();
         let set = StemBarSet::read(&out, &StemBarOptions::default()).unwrap();
         assert_eq!(set.pieces.len(), pieces.len());
         let train: BTreeSet<u32> = set.train.iter().map(|b| b.piece).collect();

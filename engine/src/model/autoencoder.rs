@@ -53,6 +53,14 @@ pub struct BarAutoencoderConfig {
     /// Width of the layer next to the latent.
     #[config(default = 256)]
     pub bottleneck_hidden: usize,
+    /// Subtracted from the onset logits before the sigmoid when decoding: ln of the loss's
+    /// positive weight (4), which turns the optimum of the weighted cross-entropy back into a
+    /// calibrated probability, so 0.5 is the right threshold.
+    #[config(default = 1.386_294_4)]
+    pub onset_logit_offset: f32,
+    /// The same for the hold logits: ln of the hold positive weight (2).
+    #[config(default = 0.693_147_2)]
+    pub hold_logit_offset: f32,
 }
 
 impl BarAutoencoderConfig {
@@ -70,6 +78,8 @@ impl BarAutoencoderConfig {
             decoder_out: LinearConfig::new(self.hidden, cells).init(device),
             rows: self.rows,
             steps: self.steps,
+            onset_logit_offset: self.onset_logit_offset,
+            hold_logit_offset: self.hold_logit_offset,
         }
     }
 
@@ -79,10 +89,10 @@ impl BarAutoencoderConfig {
     /// Weights are uniform in +-1/sqrt(fan_in) (embeddings: +-1/sqrt(stems)), biases zero.
     pub fn init_seeded<B: Backend>(&self, device: &B::Device, seed: u64) -> BarAutoencoder<B> {
         let model = self.init::<B>(device);
-        model.map(&mut SeededInit {
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            device: device.clone(),
-        })
+        model.map(&mut SeededInit::new(
+            ChaCha8Rng::seed_from_u64(seed),
+            device.clone(),
+        ))
     }
 
     /// The padded grid this configuration reads and writes.
@@ -95,9 +105,15 @@ impl BarAutoencoderConfig {
 }
 
 /// Replaces every float parameter with draws from one seeded stream, in module order.
-struct SeededInit<B: Backend> {
+pub(crate) struct SeededInit<B: Backend> {
     rng: ChaCha8Rng,
     device: B::Device,
+}
+
+impl<B: Backend> SeededInit<B> {
+    pub(crate) fn new(rng: ChaCha8Rng, device: B::Device) -> Self {
+        SeededInit { rng, device }
+    }
 }
 
 impl<B: Backend> ModuleMapper<B> for SeededInit<B> {
@@ -140,6 +156,8 @@ pub struct BarAutoencoder<B: Backend> {
     decoder_out: Linear<B>,
     rows: usize,
     steps: usize,
+    onset_logit_offset: f32,
+    hold_logit_offset: f32,
 }
 
 impl<B: Backend> BarAutoencoder<B> {
@@ -190,7 +208,25 @@ impl<B: Backend> BarAutoencoder<B> {
     /// - `latent`: `[batch, latent_dim]`, `stems`: `[batch]`
     /// - output: `[batch, 3, rows, steps]`
     pub fn decode_values(&self, latent: Tensor<B, 2>, stems: Tensor<B, 1, Int>) -> Tensor<B, 4> {
-        sigmoid(self.decode(latent, stems))
+        self.values_from_logits(self.decode(latent, stems))
+    }
+
+    /// Plane logits to calibrated plane values: the onset and hold logits shifted by the
+    /// config's offsets, then the sigmoid.
+    ///
+    /// # Shapes
+    /// - `logits`: `[batch, 3, rows, steps]`, output the same
+    pub fn values_from_logits(&self, logits: Tensor<B, 4>) -> Tensor<B, 4> {
+        let device = logits.device();
+        let offsets = Tensor::<B, 1>::from_data(
+            TensorData::new(
+                vec![self.onset_logit_offset, self.hold_logit_offset, 0.0],
+                [PLANES],
+            ),
+            &device,
+        )
+        .reshape([1, PLANES, 1, 1]);
+        sigmoid(logits - offsets)
     }
 
     /// Encode then decode, returning logits.
@@ -216,6 +252,22 @@ impl<B: Backend> BarAutoencoder<B> {
             .metadata("refrain.config", config.to_string());
         self.save_into(&mut store)
             .map_err(|e| Error::Model(format!("writing {}: {e}", path.display())))
+    }
+
+    /// Loads a file written by [`Self::save_safetensors`], config from its metadata.
+    pub fn load_file(
+        path: &Path,
+        device: &B::Device,
+    ) -> Result<(BarAutoencoderConfig, BarAutoencoder<B>), Error> {
+        let json = super::safetensors_metadata(path, "bar-autoencoder")?;
+        let config: BarAutoencoderConfig = serde_json::from_str(&json).map_err(|e| {
+            Error::Model(format!(
+                "{} has an unreadable autoencoder config: {e}",
+                path.display()
+            ))
+        })?;
+        let model = Self::load_safetensors(&config, path, device)?;
+        Ok((config, model))
     }
 
     /// Loads weights written by [`Self::save_safetensors`] into a model built from `config`;

@@ -201,7 +201,8 @@ pub fn evaluate<B: Backend>(
             .into_scalar()
             .elem();
         loss_sum += f64::from(chunk_loss) * chunk.len() as f64;
-        let values = sigmoid(logits)
+        let values = model
+            .values_from_logits(logits)
             .into_data()
             .to_vec::<f32>()
             .map_err(|e| Error::Model(format!("reading decoded planes: {e:?}")))?;

@@ -20,7 +20,9 @@ fn three_minute_request(style: Style) -> Request {
 }
 
 fn compose(request: &Request) -> Song {
-    generate::compose(request).expect("a valid request").1
+    generate::arrange_request(request)
+        .expect("a valid request")
+        .1
 }
 
 fn pipeline(c: &mut Criterion) {

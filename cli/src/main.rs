@@ -8,14 +8,18 @@ use refrain_engine::corpus::wheel;
 use refrain_engine::dataset::{self, BuildOptions};
 use refrain_engine::generate::{self, Generation};
 use refrain_engine::model::BarAutoencoderConfig;
+use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::{Key, Meter, Mood, Stem, Style};
 use refrain_engine::plan::Request;
 use refrain_engine::render::RenderOptions;
 use refrain_engine::train::data::{StemBarOptions, StemBarSet};
 use refrain_engine::train::loss::ReconstructionLossConfig;
 use refrain_engine::train::{AutoencoderTrainingConfig, TrainSummary};
+use refrain_engine::writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod train_dit;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -54,6 +58,10 @@ enum TrainCommand {
     /// autoencoder.safetensors, its model card autoencoder.json, loss.csv and checkpoints/
     /// into --out.
     Autoencoder(TrainAutoencoderArgs),
+    /// Train the diffusion transformer on the dataset's bars encoded by a trained bar
+    /// autoencoder; writes dit.safetensors, its model card dit.json, loss.csv and
+    /// checkpoints/ into --out.
+    Dit(train_dit::TrainDitArgs),
 }
 
 #[derive(Args)]
@@ -98,7 +106,7 @@ struct TrainAutoencoderArgs {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum Backend {
+pub(crate) enum Backend {
     Flex,
     Ndarray,
 }
@@ -147,6 +155,17 @@ struct GenerateArgs {
     /// Replace the output folder if it exists.
     #[arg(long)]
     force: bool,
+    /// Folder holding the model weights (autoencoder.safetensors, dit.safetensors); default
+    /// $REFRAIN_ASSETS, else the repository's assets/.
+    #[arg(long)]
+    assets: Option<PathBuf>,
+    /// Denoising steps per segment (more is slower and smoother).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=200))]
+    steps: u32,
+    /// Classifier-free guidance: 1 follows the conditions plainly, higher follows style,
+    /// mood and chords more strictly (costs a second model pass per step).
+    #[arg(long, default_value_t = 2.0)]
+    guidance: f32,
 }
 
 #[derive(Args)]
@@ -261,9 +280,23 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         sample_rate: args.sample_rate,
         ..RenderOptions::default()
     };
+    if !(args.guidance.is_finite() && (0.0..=20.0).contains(&args.guidance)) {
+        bail!("--guidance must be between 0 and 20");
+    }
     let started = Instant::now();
-    let progress = spinner("composing and rendering");
-    let generation: Generation = generate::generate(&request, &options)?;
+    let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
+    let device = Default::default();
+    let models = writer::Models::<burn::backend::Flex>::load(&assets, &device)?;
+    let settings = writer::WriterSettings {
+        sampler: SamplerSettings {
+            steps: args.steps as usize,
+            guidance: args.guidance,
+            ..SamplerSettings::default()
+        },
+        ..writer::WriterSettings::default()
+    };
+    let progress = spinner("writing and rendering");
+    let generation: Generation = generate::generate(&request, &models, &settings, &options)?;
     progress.set_message(format!("writing {}", args.out.display()));
     generation.write_to(&args.out, args.force)?;
     progress.finish_and_clear();
@@ -464,7 +497,10 @@ fn run_dataset(command: DatasetCommand) -> Result<()> {
 }
 
 fn run_train(command: TrainCommand) -> Result<()> {
-    let TrainCommand::Autoencoder(args) = command;
+    let args = match command {
+        TrainCommand::Autoencoder(args) => args,
+        TrainCommand::Dit(args) => return train_dit::run(args),
+    };
     let config = AutoencoderTrainingConfig::new(
         BarAutoencoderConfig::new().with_latent_dim(args.latent_dim),
         ReconstructionLossConfig::new(),

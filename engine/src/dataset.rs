@@ -443,7 +443,7 @@ pub fn build_pieces(
                 seed: hash_u64(&source_id),
                 ..Request::default()
             };
-            let Ok((planned, mut song)) = crate::generate::compose(&request) else {
+            let Ok((planned, mut song)) = crate::generate::arrange_request(&request) else {
                 continue;
             };
             vary_velocity(&mut song, rng.random_range(0.85..1.1));

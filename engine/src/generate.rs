@@ -11,6 +11,8 @@ use crate::midi;
 use crate::music::Song;
 use crate::plan::{self, Plan, Request, stage_rng};
 use crate::render::{self, RenderOptions, RenderedSong};
+use crate::writer::{self, Models, NoObserver, SegmentRecord, WriterSettings};
+use burn::prelude::Backend;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -19,15 +21,20 @@ use std::path::{Path, PathBuf};
 /// Version written into every manifest.
 pub const SOFTWARE: &str = concat!("refrain ", env!("CARGO_PKG_VERSION"));
 
-/// Which composer wrote the notes; recorded in the manifest and the trace.
-pub const COMPOSER: &str = "refrain arranger with per-style progression and melody writers \
-                            (stand-in composer until the DiT lands)";
+/// Which composer wrote the notes; recorded in the manifest and the licences.
+pub const COMPOSER: &str = "refrain DiT (latent diffusion transformer over stem-bar tokens, \
+                            decoded by the bar autoencoder), following refrain's own plan, \
+                            form and chord-progression writer";
 
 /// A finished song in memory, ready to be written out.
 pub struct Generation {
     pub request: Request,
     pub plan: Plan,
     pub song: Song,
+    /// How each segment was written.
+    pub segments: Vec<SegmentRecord>,
+    /// The weights used, with their hashes.
+    pub models: Vec<ModelEntry>,
     pub rendered: RenderedSong,
     pub frames: u64,
     pub render_options: RenderOptions,
@@ -71,7 +78,7 @@ impl LicenceEntry {
 }
 
 /// A weights file used to make the output.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ModelEntry {
     pub name: String,
     pub file: String,
@@ -104,8 +111,9 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
-/// Plans and composes a request: the symbolic song and the plan it followed.
-pub fn compose(request: &Request) -> Result<(Plan, Song), Error> {
+/// Plans a request and arranges it with the rule-based arranger: the data source the
+/// models learn from (and a baseline), not what `generate` writes with.
+pub fn arrange_request(request: &Request) -> Result<(Plan, Song), Error> {
     let mut plan = plan::plan(request)?;
     let sheet = plan::lead_sheet(&mut plan);
     let mut arrange_rng = stage_rng(request.seed, "arrange");
@@ -113,15 +121,35 @@ pub fn compose(request: &Request) -> Result<(Plan, Song), Error> {
     Ok((plan, song))
 }
 
-/// Plans, composes and renders a request.
-pub fn generate(request: &Request, render_options: &RenderOptions) -> Result<Generation, Error> {
-    let (plan, song) = compose(request)?;
+/// Plans a request and writes every stem with the models: the plan, the song and how each
+/// segment was written.
+pub fn compose<B: Backend>(
+    request: &Request,
+    models: &Models<B>,
+    settings: &WriterSettings,
+) -> Result<(Plan, Song, Vec<SegmentRecord>), Error> {
+    let mut plan = plan::plan(request)?;
+    let sheet = plan::lead_sheet(&mut plan);
+    let written = writer::write_song(models, &plan, &sheet, settings, &mut NoObserver)?;
+    Ok((plan, written.song, written.segments))
+}
+
+/// Plans, writes (with the models) and renders a request.
+pub fn generate<B: Backend>(
+    request: &Request,
+    models: &Models<B>,
+    settings: &WriterSettings,
+    render_options: &RenderOptions,
+) -> Result<Generation, Error> {
+    let (plan, song, segments) = compose(request, models, settings)?;
     let frames = (plan.seconds * f64::from(render_options.sample_rate)).round() as u64;
     let rendered = render::render_song(&song, frames, render_options)?;
     Ok(Generation {
         request: request.clone(),
         plan,
         song,
+        segments,
+        models: models.entries.clone(),
         rendered,
         frames,
         render_options: render_options.clone(),
@@ -129,19 +157,32 @@ pub fn generate(request: &Request, render_options: &RenderOptions) -> Result<Gen
 }
 
 impl Generation {
-    /// The decisions taken, one per section: the stand-in composer accepts every segment.
+    /// The decisions taken, one per segment (no critic yet: every first sample is kept).
     pub fn trace(&self) -> Vec<TraceLine> {
-        self.plan
-            .sections
+        self.segments
             .iter()
-            .enumerate()
-            .map(|(i, s)| TraceLine {
-                segment: i,
-                section: s.kind.name().to_string(),
-                bars: [s.start_bar, s.end_bar()],
-                attempt: 0,
-                decision: "accept",
-                reason: "written by the stand-in composer; no critic yet".into(),
+            .map(|record| {
+                let first = record.segment.writes.start;
+                let section = self
+                    .plan
+                    .sections
+                    .iter()
+                    .find(|s| first >= s.start_bar && first < s.end_bar())
+                    .map(|s| s.kind.name().to_string())
+                    .unwrap_or_default();
+                TraceLine {
+                    segment: record.segment.index,
+                    section,
+                    bars: [record.segment.writes.start, record.segment.writes.end],
+                    attempt: record.attempt,
+                    decision: "accept",
+                    reason: format!(
+                        "sampled by the DiT with {} model evaluations and {} clean context \
+                         bars; no critic yet, so the first sample is kept",
+                        record.evaluations,
+                        record.segment.window.len() - record.segment.writes.len()
+                    ),
+                }
             })
             .collect()
     }
@@ -228,7 +269,7 @@ impl Generation {
             loudness_lufs: round_to(self.rendered.loudness_lufs, 2),
             true_peak_dbtp: round_to(self.rendered.true_peak_dbtp, 2),
             composer: COMPOSER,
-            models: Vec::new(),
+            models: self.models.clone(),
             licences: self.licences(),
             files: entries,
         };

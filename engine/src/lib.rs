@@ -21,6 +21,7 @@ pub mod prompt;
 pub mod render;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod writer;
 
 /// Everything that can go wrong inside the engine, in words a user can act on.
 #[derive(Debug, thiserror::Error)]

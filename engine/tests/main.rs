@@ -7,7 +7,9 @@ use refrain_engine::plan::Request;
 use refrain_engine::planes::notes_to_planes;
 
 fn compose(request: &Request) -> Song {
-    generate::compose(request).expect("a valid request").1
+    generate::arrange_request(request)
+        .expect("a valid request")
+        .1
 }
 
 fn in_scale_ratio(song: &Song) -> f64 {

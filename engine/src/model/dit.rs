@@ -152,7 +152,11 @@ impl DitConfig {
             return;
         }
         for chunk in latents.chunks_mut(self.latent_dim) {
-            for ((v, m), s) in chunk.iter_mut().zip(&self.latent_mean).zip(&self.latent_std) {
+            for ((v, m), s) in chunk
+                .iter_mut()
+                .zip(&self.latent_mean)
+                .zip(&self.latent_std)
+            {
                 *v = (*v - m) / s;
             }
         }
@@ -164,7 +168,11 @@ impl DitConfig {
             return;
         }
         for chunk in tokens.chunks_mut(self.latent_dim) {
-            for ((v, m), s) in chunk.iter_mut().zip(&self.latent_mean).zip(&self.latent_std) {
+            for ((v, m), s) in chunk
+                .iter_mut()
+                .zip(&self.latent_mean)
+                .zip(&self.latent_std)
+            {
                 *v = *v * s + m;
             }
         }
@@ -310,7 +318,10 @@ impl<B: Backend> Dit<B> {
     pub fn load_safetensors(path: &Path, device: &B::Device) -> Result<(DitConfig, Dit<B>), Error> {
         let config_json = super::safetensors_metadata(path, "dit")?;
         let config: DitConfig = serde_json::from_str(&config_json).map_err(|e| {
-            Error::Model(format!("{} has an unreadable DiT config: {e}", path.display()))
+            Error::Model(format!(
+                "{} has an unreadable DiT config: {e}",
+                path.display()
+            ))
         })?;
         config.validate()?;
         let mut model = config.init_shape::<B>(device);
@@ -354,11 +365,19 @@ pub fn field_tensors<B: Backend>(
     let (song_offsets, _) = config.song_offsets();
     let tokens: Vec<i64> = token_fields
         .iter()
-        .flat_map(|f| f.iter().zip(&token_offsets).map(|(&v, &o)| (v as usize + o) as i64))
+        .flat_map(|f| {
+            f.iter()
+                .zip(&token_offsets)
+                .map(|(&v, &o)| (v as usize + o) as i64)
+        })
         .collect();
     let songs: Vec<i64> = song_fields
         .iter()
-        .flat_map(|f| f.iter().zip(&song_offsets).map(|(&v, &o)| (v as usize + o) as i64))
+        .flat_map(|f| {
+            f.iter()
+                .zip(&song_offsets)
+                .map(|(&v, &o)| (v as usize + o) as i64)
+        })
         .collect();
     let per_window = tokens.len() / batch;
     (

@@ -26,7 +26,9 @@ pub fn safetensors_metadata(path: &Path, model: &str) -> Result<String, Error> {
         .map_err(|_| unreadable("not a safetensors file (too short)".into()))?;
     let length = u64::from_le_bytes(length);
     if length > 100 << 20 {
-        return Err(unreadable("not a safetensors file (header too large)".into()));
+        return Err(unreadable(
+            "not a safetensors file (header too large)".into(),
+        ));
     }
     let mut header = vec![0u8; length as usize];
     file.read_exact(&mut header)
@@ -34,7 +36,9 @@ pub fn safetensors_metadata(path: &Path, model: &str) -> Result<String, Error> {
     let header: serde_json::Value = serde_json::from_slice(&header)
         .map_err(|e| unreadable(format!("not a safetensors file ({e})")))?;
     let metadata = &header["__metadata__"];
-    let found = metadata["refrain.model"].as_str().unwrap_or("nothing refrain knows");
+    let found = metadata["refrain.model"]
+        .as_str()
+        .unwrap_or("nothing refrain knows");
     if found != model {
         return Err(unreadable(format!("holds {found}, not a {model}")));
     }

@@ -257,12 +257,12 @@ impl Sampler for FlowSampler {
             .iter()
             .flat_map(|w| w.generate.iter().map(|&g| if g { 1.0 } else { 0.0 }))
             .collect();
-        let generate = Tensor::<B, 3>::from_data(TensorData::new(generate, [batch, tokens, 1]), device);
+        let generate =
+            Tensor::<B, 3>::from_data(TensorData::new(generate, [batch, tokens, 1]), device);
         let context: Vec<f32> = windows.iter().flat_map(|w| w.context.clone()).collect();
-        let context = Tensor::<B, 3>::from_data(
-            TensorData::new(context, [batch, tokens, latent]),
-            device,
-        ) * (generate.clone().neg() + 1.0);
+        let context =
+            Tensor::<B, 3>::from_data(TensorData::new(context, [batch, tokens, latent]), device)
+                * (generate.clone().neg() + 1.0);
         let prepared = Prepared {
             token_fields,
             song_fields,
@@ -272,8 +272,10 @@ impl Sampler for FlowSampler {
         };
         let keep_context =
             |x: Tensor<B, 3>| x * prepared.generate.clone() + prepared.context.clone();
-        let noise =
-            Tensor::<B, 3>::from_data(TensorData::new(noise.to_vec(), [batch, tokens, latent]), device);
+        let noise = Tensor::<B, 3>::from_data(
+            TensorData::new(noise.to_vec(), [batch, tokens, latent]),
+            device,
+        );
         let mut x = keep_context(noise);
         let times = self.settings.times();
         let steps = times.len() - 1;
@@ -316,7 +318,13 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// `count` standard normal draws from (seed, segment, attempt, particle) alone.
-pub fn window_noise(seed: u64, segment: u64, attempt: u64, particle: u64, count: usize) -> Vec<f32> {
+pub fn window_noise(
+    seed: u64,
+    segment: u64,
+    attempt: u64,
+    particle: u64,
+    count: usize,
+) -> Vec<f32> {
     let key = mix(mix(mix(mix(seed) ^ segment) ^ attempt) ^ particle);
     let mut rng = ChaCha8Rng::seed_from_u64(key);
     let mut out = Vec::with_capacity(count + 1);

@@ -1,10 +1,10 @@
-//! Checkpoints: model and optimiser state (Burn's binary records, which keep the parameter
+//! Checkpoints (any model trained with AdamW): model and optimiser state (Burn's binary records, which keep the parameter
 //! ids the optimiser's moments are filed under) plus the loop's own state, written into a
 //! staging folder and renamed into place so a crash never leaves a half checkpoint.
 
 use crate::Error;
 use crate::model::BarAutoencoder;
-use burn::module::Module;
+use burn::module::AutodiffModule;
 use burn::optim::AdamW;
 use burn::optim::Optimizer;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The optimiser every model here trains with.
+pub type ModelOptimizer<M, B> = OptimizerAdaptor<AdamW, M, B>;
 /// The optimiser the autoencoder trains with.
-pub type AutoencoderOptimizer<B> = OptimizerAdaptor<AdamW, BarAutoencoder<B>, B>;
+pub type AutoencoderOptimizer<B> = ModelOptimizer<BarAutoencoder<B>, B>;
 
 /// What the loop needs besides the weights to continue exactly where it stopped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,10 +59,10 @@ pub fn latest(out: &Path) -> Result<Option<PathBuf>, Error> {
 }
 
 /// Writes a checkpoint for `state.step` and keeps only the newest `keep`.
-pub fn save<B: AutodiffBackend>(
+pub fn save<B: AutodiffBackend, M: AutodiffModule<B>>(
     out: &Path,
-    model: &BarAutoencoder<B>,
-    optimizer: &AutoencoderOptimizer<B>,
+    model: &M,
+    optimizer: &ModelOptimizer<M, B>,
     state: &LoopState,
     keep: usize,
 ) -> Result<PathBuf, Error> {
@@ -110,12 +112,12 @@ fn prune(dir: &Path, keep: usize) -> Result<(), Error> {
 }
 
 /// Loads a checkpoint into a model and optimiser built from the run's config.
-pub fn load<B: AutodiffBackend>(
+pub fn load<B: AutodiffBackend, M: AutodiffModule<B>>(
     checkpoint: &Path,
-    model: BarAutoencoder<B>,
-    optimizer: AutoencoderOptimizer<B>,
+    model: M,
+    optimizer: ModelOptimizer<M, B>,
     device: &B::Device,
-) -> Result<(BarAutoencoder<B>, AutoencoderOptimizer<B>, LoopState), Error> {
+) -> Result<(M, ModelOptimizer<M, B>, LoopState), Error> {
     let unreadable = |what: &str, e: &dyn std::fmt::Display| {
         Error::Model(format!(
             "cannot resume from {} ({what}: {e}); was it written with another config?",

@@ -8,6 +8,8 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod dit;
+pub mod latents;
 pub mod loss;
 pub mod metrics;
 
@@ -17,7 +19,6 @@ use crate::planes::planes_to_notes;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use checkpoint::{AutoencoderOptimizer, LoopState};
 use data::{Batch, EpochOrder, StemBar, StemBarSet, evaluation_sample};
@@ -64,13 +65,7 @@ pub struct AutoencoderTrainingConfig {
 impl AutoencoderTrainingConfig {
     /// Learning rate at `step`: linear warm-up, then a cosine from the peak to a tenth of it.
     pub fn learning_rate_at(&self, step: u64) -> f64 {
-        if step < self.warmup_steps {
-            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
-        }
-        let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
-        let done = ((step - self.warmup_steps) as f64 / span).min(1.0);
-        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * done).cos());
-        self.learning_rate * (0.1 + 0.9 * cosine)
+        warmup_cosine(step, self.steps, self.warmup_steps, self.learning_rate)
     }
 
     /// Whether a saved config lets this one resume it: everything but the length must match.
@@ -79,6 +74,17 @@ impl AutoencoderTrainingConfig {
         saved.steps = self.steps;
         saved == *self
     }
+}
+
+/// Learning rate at `step` of `steps`: linear warm-up to `peak`, then a cosine to a tenth.
+pub fn warmup_cosine(step: u64, steps: u64, warmup: u64, peak: f64) -> f64 {
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let span = steps.saturating_sub(warmup).max(1) as f64;
+    let done = ((step - warmup) as f64 / span).min(1.0);
+    let cosine = 0.5 * (1.0 + (std::f64::consts::PI * done).cos());
+    peak * (0.1 + 0.9 * cosine)
 }
 
 /// Loss and note metrics of the model on held-out stem-bars.
@@ -217,16 +223,19 @@ pub fn evaluate<B: Backend>(
     })
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), Error> {
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), Error> {
     let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Model(e.to_string()))?;
     fs::write(path, json).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 /// Opens the loss log: a fresh one with its header, or (resuming) the old one cut back to
 /// the checkpoint's step so rows after it are not logged twice.
-fn open_loss_log(out: &Path, resumed_at: Option<u64>) -> Result<fs::File, Error> {
-    let path = out.join(LOSS_LOG_FILE);
-    let mut text = format!("{LOSS_LOG_HEADER}\n");
+pub(crate) fn open_log(
+    path: &Path,
+    header: &str,
+    resumed_at: Option<u64>,
+) -> Result<fs::File, Error> {
+    let mut text = format!("{header}\n");
     if let Some(step) = resumed_at
         && let Ok(old) = fs::read_to_string(&path)
     {
@@ -238,10 +247,10 @@ fn open_loss_log(out: &Path, resumed_at: Option<u64>) -> Result<fs::File, Error>
             }
         }
     }
-    fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     fs::OpenOptions::new()
         .append(true)
-        .open(&path)
+        .open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))
 }
 
@@ -318,7 +327,11 @@ pub fn train_autoencoder<B: AutodiffBackend>(
         .save(&config_path)
         .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
     let resumed_from = state.step;
-    let mut log = open_loss_log(out, resume.then_some(resumed_from))?;
+    let mut log = open_log(
+        &out.join(LOSS_LOG_FILE),
+        LOSS_LOG_HEADER,
+        resume.then_some(resumed_from),
+    )?;
     let mut order = EpochOrder::new(config.seed, data.train.len());
     let eval_bars: Vec<&StemBar> = evaluation_sample(data, config.eval_bars, config.seed)
         .into_iter()

@@ -22,6 +22,8 @@ mod style;
 mod texture;
 mod voicing;
 
+pub use style::choose_band;
+
 #[cfg(test)]
 mod tests;
 

@@ -43,74 +43,81 @@ fn pick(options: &[Instrument], avoid: &[Instrument], rng: &mut SongRng) -> Inst
     pool.choose(rng).copied().unwrap_or(Instrument::Piano)
 }
 
+/// The band of a song in `style`: an instrument per stem in [`Stem::ALL`] order, drawn from
+/// the style's options (the lead and texture avoid doubling the chords' instrument).
+pub fn choose_band(style: Style, rng: &mut SongRng) -> [Instrument; 5] {
+    use Instrument::*;
+    let drums = if style == Style::Chiptune {
+        ChipNoiseDrums
+    } else {
+        DrumKit
+    };
+    let (bass, chords, lead, texture): (
+        &[Instrument],
+        &[Instrument],
+        &[Instrument],
+        &[Instrument],
+    ) = match style {
+        Style::Lofi => (
+            &[FingerBass, SubBass],
+            &[ElectricPiano, ElectricPiano, Piano],
+            &[Vibraphone, Flute, Piano, ElectricPiano],
+            &[Bell, Vibraphone, PluckArp],
+        ),
+        Style::Synthwave => (
+            &[AnalogBass, AnalogBass, SubBass],
+            &[WarmPad, WarmPad, Strings],
+            &[SawLead, SquareLead],
+            &[PluckArp, SquareLead],
+        ),
+        Style::Rock => (
+            &[FingerBass],
+            &[OverdriveGuitar, OverdriveGuitar, CleanGuitar],
+            &[CleanGuitar, SawLead, OverdriveGuitar],
+            &[CleanGuitar, Organ, Piano],
+        ),
+        Style::Ambient => (
+            &[SubBass],
+            &[WarmPad, Strings, Choir],
+            &[Bell, Piano, Flute, Vibraphone],
+            &[Bell, Vibraphone, PluckArp],
+        ),
+        Style::Cinematic => (
+            &[Strings, SubBass],
+            &[Strings, Strings, Choir],
+            &[Horn, Strings, Flute],
+            &[Strings, Horn, Choir],
+        ),
+        Style::Chiptune => (
+            &[ChipTriangleBass],
+            &[SquareLead, ChipPulseLead],
+            &[ChipPulseLead, SquareLead],
+            &[ChipPulseLead, SquareLead],
+        ),
+        Style::Jazz => (
+            &[UprightBass],
+            &[Piano, Piano, ElectricPiano],
+            &[Horn, Vibraphone, Flute, Piano],
+            &[Vibraphone, Vibraphone, Piano],
+        ),
+        Style::Folk => (
+            &[UprightBass, UprightBass, FingerBass],
+            &[CleanGuitar, CleanGuitar, Piano],
+            &[Fiddle, Flute],
+            &[Flute, Fiddle, Strings],
+        ),
+    };
+    let bass = pick(bass, &[], rng);
+    let chords = pick(chords, &[], rng);
+    let lead = pick(lead, &[chords], rng);
+    let texture = pick(texture, &[lead, chords], rng);
+    [drums, bass, chords, lead, texture]
+}
+
 impl StylePlan {
     pub fn choose(chart: &Chart, rng: &mut SongRng) -> StylePlan {
-        use Instrument::*;
         let style = chart.style;
-        let drums = if style == Style::Chiptune {
-            ChipNoiseDrums
-        } else {
-            DrumKit
-        };
-        let (bass, chords, lead, texture): (
-            &[Instrument],
-            &[Instrument],
-            &[Instrument],
-            &[Instrument],
-        ) = match style {
-            Style::Lofi => (
-                &[FingerBass, SubBass],
-                &[ElectricPiano, ElectricPiano, Piano],
-                &[Vibraphone, Flute, Piano, ElectricPiano],
-                &[Bell, Vibraphone, PluckArp],
-            ),
-            Style::Synthwave => (
-                &[AnalogBass, AnalogBass, SubBass],
-                &[WarmPad, WarmPad, Strings],
-                &[SawLead, SquareLead],
-                &[PluckArp, SquareLead],
-            ),
-            Style::Rock => (
-                &[FingerBass],
-                &[OverdriveGuitar, OverdriveGuitar, CleanGuitar],
-                &[CleanGuitar, SawLead, OverdriveGuitar],
-                &[CleanGuitar, Organ, Piano],
-            ),
-            Style::Ambient => (
-                &[SubBass],
-                &[WarmPad, Strings, Choir],
-                &[Bell, Piano, Flute, Vibraphone],
-                &[Bell, Vibraphone, PluckArp],
-            ),
-            Style::Cinematic => (
-                &[Strings, SubBass],
-                &[Strings, Strings, Choir],
-                &[Horn, Strings, Flute],
-                &[Strings, Horn, Choir],
-            ),
-            Style::Chiptune => (
-                &[ChipTriangleBass],
-                &[SquareLead, ChipPulseLead],
-                &[ChipPulseLead, SquareLead],
-                &[ChipPulseLead, SquareLead],
-            ),
-            Style::Jazz => (
-                &[UprightBass],
-                &[Piano, Piano, ElectricPiano],
-                &[Horn, Vibraphone, Flute, Piano],
-                &[Vibraphone, Vibraphone, Piano],
-            ),
-            Style::Folk => (
-                &[UprightBass, UprightBass, FingerBass],
-                &[CleanGuitar, CleanGuitar, Piano],
-                &[Fiddle, Flute],
-                &[Flute, Fiddle, Strings],
-            ),
-        };
-        let bass = pick(bass, &[], rng);
-        let chords = pick(chords, &[], rng);
-        let lead = pick(lead, &[chords], rng);
-        let texture = pick(texture, &[lead, chords], rng);
+        let instruments = choose_band(style, rng);
         let lead_center = match style {
             Style::Jazz => 5,
             Style::Lofi | Style::Rock | Style::Cinematic => 7,
@@ -120,10 +127,10 @@ impl StylePlan {
         };
         StylePlan {
             style,
-            instruments: [drums, bass, chords, lead, texture],
+            instruments,
             grooves: GroovePlan::choose(style, chart.meter, rng),
             bass: BassPlan::choose(style, chart.meter, rng),
-            comp: CompPlan::choose(style, chart.meter, chords, rng),
+            comp: CompPlan::choose(style, chart.meter, instruments[2], rng),
             texture: TextureIdiom::for_style(style, rng),
             lead_center,
         }

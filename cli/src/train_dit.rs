@@ -1,0 +1,172 @@
+//! `refrain train dit`: encode a dataset with the trained bar autoencoder and train the
+//! diffusion transformer on the latent windows.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use refrain_engine::generate::sha256_hex;
+use refrain_engine::model::{BarAutoencoder, DitConfig};
+use refrain_engine::train::dit::{DIT_WEIGHTS_FILE, DitSummary, DitTrainingConfig, train_dit};
+use refrain_engine::train::latents::LatentSet;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct TrainDitArgs {
+    /// Dataset folder made by `refrain dataset build`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Trained bar autoencoder (its latents are what the DiT learns to write).
+    #[arg(long, default_value = "assets/autoencoder.safetensors")]
+    autoencoder: PathBuf,
+    /// Run folder: checkpoints, loss.csv, the config and at the end dit.safetensors.
+    #[arg(long)]
+    out: PathBuf,
+    /// Optimiser steps in the whole run.
+    #[arg(long, default_value_t = 6000)]
+    steps: u64,
+    /// Windows per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Bars per training window.
+    #[arg(long, default_value_t = 8)]
+    window_bars: usize,
+    /// Seed: weights, windows, masks, times and noise all follow from it.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Transformer width.
+    #[arg(long, default_value_t = 192)]
+    d_model: usize,
+    /// Transformer blocks.
+    #[arg(long, default_value_t = 6)]
+    layers: usize,
+    /// Attention heads (must divide --d-model).
+    #[arg(long, default_value_t = 6)]
+    heads: usize,
+    /// Peak learning rate (AdamW, warm-up then cosine decay to a tenth).
+    #[arg(long, default_value_t = 5e-4)]
+    learning_rate: f64,
+    /// Evaluate on held-out windows and log a loss.csv row every N steps.
+    #[arg(long, default_value_t = 250)]
+    eval_every: u64,
+    /// Write a checkpoint every N steps.
+    #[arg(long, default_value_t = 250)]
+    checkpoint_every: u64,
+    /// Continue from the newest checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// CPU backend: flex or ndarray (needs a build with `--features ndarray`).
+    #[arg(long, value_enum, default_value_t = crate::Backend::Flex)]
+    backend: crate::Backend,
+}
+
+pub fn run(args: TrainDitArgs) -> Result<()> {
+    let device = Default::default();
+    let (ae_config, autoencoder) =
+        BarAutoencoder::<burn::backend::Flex>::load_file(&args.autoencoder, &device)?;
+    let ae_bytes = std::fs::read(&args.autoencoder)
+        .with_context(|| format!("reading {}", args.autoencoder.display()))?;
+    let ae_sha = sha256_hex(&ae_bytes);
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("encoding {pos} pieces ({per_sec}, {elapsed})")
+            .expect("static template"),
+    );
+    let set = LatentSet::read(&args.data, &autoencoder, &ae_config, &device, &mut |done| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let (mean, std) = set.statistics();
+    eprintln!(
+        "encoded {} pieces into {}-dimensional tokens",
+        set.pieces.len(),
+        set.latent_dim
+    );
+    let config = DitTrainingConfig::new(
+        DitConfig::new()
+            .with_latent_dim(ae_config.latent_dim)
+            .with_d_model(args.d_model)
+            .with_layers(args.layers)
+            .with_heads(args.heads)
+            .with_latent_mean(mean)
+            .with_latent_std(std),
+    )
+    .with_steps(args.steps)
+    .with_batch(args.batch)
+    .with_window_bars(args.window_bars)
+    .with_seed(args.seed)
+    .with_learning_rate(args.learning_rate)
+    .with_eval_every(args.eval_every)
+    .with_checkpoint_every(args.checkpoint_every);
+    let summary = match args.backend {
+        crate::Backend::Flex => {
+            train_on::<burn::backend::Autodiff<burn::backend::Flex>>(&config, &set, &ae_sha, &args)?
+        }
+        #[cfg(feature = "ndarray")]
+        crate::Backend::Ndarray => train_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
+            &config, &set, &ae_sha, &args,
+        )?,
+        #[cfg(not(feature = "ndarray"))]
+        crate::Backend::Ndarray => bail!(
+            "this refrain was built without the ndarray backend; rebuild with \
+             `cargo build --release -p refrain --features ndarray`, or use --backend flex"
+        ),
+    };
+    let figures = summary
+        .last_evaluation
+        .map(|e| {
+            format!(
+                "held-out clean MSE {:.4} against the mean-latent baseline's {:.4}",
+                e.clean_mse, e.baseline_clean_mse
+            )
+        })
+        .unwrap_or_else(|| "no evaluation yet".into());
+    eprintln!(
+        "trained {} parameters from step {} to {}; {figures}; wrote {}",
+        summary.parameters,
+        summary.resumed_from,
+        summary.steps,
+        args.out.join(DIT_WEIGHTS_FILE).display()
+    );
+    Ok(())
+}
+
+fn train_on<B: burn::tensor::backend::AutodiffBackend>(
+    config: &DitTrainingConfig,
+    set: &LatentSet,
+    ae_sha: &str,
+    args: &TrainDitArgs,
+) -> Result<DitSummary> {
+    let bar = ProgressBar::new(config.steps);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
+            .expect("static template"),
+    );
+    let mut validation = String::from("validation: pending");
+    let summary = train_dit::<B>(
+        config,
+        set,
+        ae_sha,
+        &args.out,
+        args.resume,
+        &B::Device::default(),
+        &mut |progress| {
+            if let Some(e) = progress.evaluation {
+                validation = format!(
+                    "held-out flow loss {:.4}, clean MSE {:.4} (mean baseline {:.4})",
+                    e.flow_loss, e.clean_mse, e.baseline_clean_mse
+                );
+                if bar.is_hidden() {
+                    eprintln!(
+                        "step {}/{}: loss {:.4}; {validation}",
+                        progress.step, progress.steps, progress.train_loss
+                    );
+                }
+            }
+            bar.set_position(progress.step);
+            bar.set_message(format!("loss {:.4}; {validation}", progress.train_loss));
+            true
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok(summary)
+}

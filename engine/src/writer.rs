@@ -1,0 +1,353 @@
+//! The DiT writer: turns a plan and its lead sheet (form, energy, chords) into every stem of
+//! a song by sampling latent windows segment by segment, each conditioned on the plan and on
+//! the bars already accepted, then decoding all latents with the bar autoencoder.
+//!
+//! Segments: the first window writes up to `window` bars from nothing; every later one keeps
+//! the last `context` written bars clean and writes the next `window - context`. A loop's
+//! last segment also sees the song's first bars as clean context after it, so the end leads
+//! back into the start.
+
+use crate::Error;
+use crate::compose::LeadSheet;
+use crate::compose::SongRng;
+use crate::compose::arranger::choose_band;
+use crate::generate::{ModelEntry, sha256_hex};
+use crate::model::conditions::{BarConditions, SongConditions, bar_conditions};
+use crate::model::sampler::{
+    FlowSampler, Sampler, SamplerSettings, StepView, Window, window_noise,
+};
+use crate::model::{BarAutoencoder, BarAutoencoderConfig, Dit, DitConfig};
+use crate::music::{Song, Stem, StemTrack};
+use crate::plan::{Plan, stage_rng};
+use crate::planes::planes_to_notes;
+use burn::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// File names of the shipped weights inside an assets folder.
+pub const AUTOENCODER_FILE: &str = "autoencoder.safetensors";
+pub const DIT_FILE: &str = "dit.safetensors";
+
+/// The assets folder: `$REFRAIN_ASSETS` if set, else the repository's `assets/`.
+pub fn default_assets_dir() -> PathBuf {
+    std::env::var_os("REFRAIN_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets"))
+}
+
+/// The trained models, loaded once and shared by every song.
+pub struct Models<B: Backend> {
+    pub autoencoder: BarAutoencoder<B>,
+    pub autoencoder_config: BarAutoencoderConfig,
+    pub dit: Dit<B>,
+    pub dit_config: DitConfig,
+    /// The weights files with their hashes, for manifests.
+    pub entries: Vec<ModelEntry>,
+    pub device: B::Device,
+}
+
+impl<B: Backend> Models<B> {
+    /// Loads `autoencoder.safetensors` and `dit.safetensors` from `dir`.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, Error> {
+        let ae_path = dir.join(AUTOENCODER_FILE);
+        let dit_path = dir.join(DIT_FILE);
+        for path in [&ae_path, &dit_path] {
+            if !path.is_file() {
+                return Err(Error::Model(format!(
+                    "no model weights at {} (set REFRAIN_ASSETS or --assets to the folder \
+                     holding {AUTOENCODER_FILE} and {DIT_FILE})",
+                    path.display()
+                )));
+            }
+        }
+        let (autoencoder_config, autoencoder) = BarAutoencoder::load_file(&ae_path, device)?;
+        let (dit_config, dit) = Dit::load_safetensors(&dit_path, device)?;
+        if dit_config.latent_dim != autoencoder_config.latent_dim {
+            return Err(Error::Model(format!(
+                "{} writes {}-dimensional latents but {} decodes {}",
+                dit_path.display(),
+                dit_config.latent_dim,
+                ae_path.display(),
+                autoencoder_config.latent_dim
+            )));
+        }
+        let mut entries = Vec::new();
+        for (name, path) in [("bar autoencoder", &ae_path), ("DiT", &dit_path)] {
+            let bytes = std::fs::read(path)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            entries.push(ModelEntry {
+                name: name.into(),
+                file: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: sha256_hex(&bytes),
+            });
+        }
+        Ok(Models {
+            autoencoder,
+            autoencoder_config,
+            dit,
+            dit_config,
+            entries,
+            device: device.clone(),
+        })
+    }
+}
+
+/// How songs are written.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WriterSettings {
+    pub sampler: SamplerSettings,
+    /// Bars per window (at most the DiT's `max_bars`).
+    pub window: u32,
+    /// Clean bars carried into each later window.
+    pub context: u32,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings {
+            sampler: SamplerSettings::default(),
+            window: 8,
+            context: 4,
+        }
+    }
+}
+
+/// One segment: the song bars its window covers, in window order (a loop's last window
+/// wraps to the first bars), and which of them it writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub index: usize,
+    pub window: Vec<u32>,
+    /// The song bars written, a contiguous run inside `window`.
+    pub writes: std::ops::Range<u32>,
+}
+
+/// Cuts `bars` into segments; see the module documentation.
+pub fn segments(bars: u32, looped: bool, settings: &WriterSettings) -> Vec<Segment> {
+    let window = settings.window.max(1);
+    let context = settings.context.min(window - 1);
+    let hop = window - context;
+    let mut out = Vec::new();
+    let mut next = 0;
+    while next < bars {
+        let first = next == 0;
+        let writes_end = if first {
+            window.min(bars)
+        } else {
+            (next + hop).min(bars)
+        };
+        let is_last = writes_end == bars;
+        // Bars of the song's start seen after a loop's last segment.
+        let wrap = if looped && is_last && !first {
+            (window - (writes_end - next)).min(2).min(next)
+        } else {
+            0
+        };
+        let before = (window - (writes_end - next) - wrap).min(next);
+        let mut bars_in_window: Vec<u32> = (next - before..writes_end).collect();
+        bars_in_window.extend(0..wrap);
+        out.push(Segment {
+            index: out.len(),
+            window: bars_in_window,
+            writes: next..writes_end,
+        });
+        next = writes_end;
+    }
+    out
+}
+
+/// What happened to one segment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentRecord {
+    pub segment: Segment,
+    pub attempt: u32,
+    /// Model evaluations spent on it.
+    pub evaluations: usize,
+}
+
+/// Watches the writer at work (the critic plugs in here).
+pub trait WriterObserver {
+    /// After each denoising step of a segment, with the predicted clean window.
+    fn on_step(&mut self, _segment: &Segment, _view: &StepView) {}
+}
+
+/// An observer that watches nothing.
+pub struct NoObserver;
+impl WriterObserver for NoObserver {}
+
+/// A written song and how it was made.
+pub struct Written {
+    pub song: Song,
+    pub segments: Vec<SegmentRecord>,
+}
+
+/// Writes every stem of the planned song with the models. Deterministic in `plan.seed`.
+pub fn write_song<B: Backend>(
+    models: &Models<B>,
+    plan: &Plan,
+    sheet: &LeadSheet,
+    settings: &WriterSettings,
+    observer: &mut dyn WriterObserver,
+) -> Result<Written, Error> {
+    let stems = Stem::ALL.len();
+    let latent = models.dit_config.latent_dim;
+    if settings.window as usize > models.dit_config.max_bars {
+        return Err(Error::Model(format!(
+            "a window of {} bars is longer than the DiT's {}",
+            settings.window, models.dit_config.max_bars
+        )));
+    }
+    let song_conditions =
+        SongConditions::new(plan.style, plan.mood, plan.key, plan.meter, plan.tempo_bpm);
+    let bar_conditions: Vec<BarConditions> =
+        bar_conditions(plan.meter, plan.bars, &sheet.sections, &sheet.chords);
+    let per_bar = stems * latent;
+    // Normalised latents of every bar written so far.
+    let mut tokens = vec![0f32; plan.bars as usize * per_bar];
+    let sampler = FlowSampler::new(settings.sampler);
+    let mut records = Vec::new();
+    for segment in segments(plan.bars, plan.looped, settings) {
+        let mut context = Vec::with_capacity(segment.window.len() * per_bar);
+        let mut generate = Vec::with_capacity(segment.window.len() * stems);
+        for &bar in &segment.window {
+            let at = bar as usize * per_bar;
+            context.extend_from_slice(&tokens[at..at + per_bar]);
+            generate.extend(std::iter::repeat_n(segment.writes.contains(&bar), stems));
+        }
+        let window = Window {
+            song: song_conditions,
+            bars: segment
+                .window
+                .iter()
+                .map(|&b| bar_conditions[b as usize])
+                .collect(),
+            stems,
+            context,
+            generate,
+        };
+        let noise = window_noise(
+            plan.seed,
+            segment.index as u64,
+            0,
+            0,
+            window.tokens() * latent,
+        );
+        let mut watch = |view: &StepView| observer.on_step(&segment, view);
+        let sample = sampler.sample(
+            &models.dit,
+            &models.dit_config,
+            std::slice::from_ref(&window),
+            &noise,
+            &models.device,
+            Some(&mut watch),
+        )?;
+        for (position, &bar) in segment.window.iter().enumerate() {
+            if segment.writes.contains(&bar) {
+                let from = position * per_bar;
+                let at = bar as usize * per_bar;
+                tokens[at..at + per_bar].copy_from_slice(&sample[from..from + per_bar]);
+            }
+        }
+        records.push(SegmentRecord {
+            segment,
+            attempt: 0,
+            evaluations: settings.sampler.evaluations(),
+        });
+    }
+    let song = decode_song(models, plan, sheet, tokens)?;
+    Ok(Written {
+        song,
+        segments: records,
+    })
+}
+
+/// Decodes the song's normalised latents (bar-major, all five stems) into notes.
+pub fn decode_song<B: Backend>(
+    models: &Models<B>,
+    plan: &Plan,
+    sheet: &LeadSheet,
+    mut tokens: Vec<f32>,
+) -> Result<Song, Error> {
+    let stems = Stem::ALL.len();
+    let latent = models.dit_config.latent_dim;
+    let count = tokens.len() / latent;
+    models.dit_config.denormalise(&mut tokens);
+    let grid = models.autoencoder_config.grid();
+    let stem_ids: Vec<i64> = (0..count).map(|i| (i % stems) as i64).collect();
+    let values = models
+        .autoencoder
+        .decode_values(
+            Tensor::from_data(TensorData::new(tokens, [count, latent]), &models.device),
+            Tensor::from_data(TensorData::new(stem_ids, [count]), &models.device),
+        )
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| Error::Model(format!("reading decoded planes: {e:?}")))?;
+    let mut band_rng: SongRng = stage_rng(plan.seed, "band");
+    let band = choose_band(plan.style, &mut band_rng);
+    let mut tracks = Vec::new();
+    for (s, stem) in Stem::ALL.into_iter().enumerate() {
+        if !plan.stems.contains(&stem) {
+            continue;
+        }
+        let planes = (0..plan.bars as usize)
+            .map(|bar| {
+                let at = (bar * stems + s) * grid.values();
+                grid.read_planes(&values[at..at + grid.values()], stem, plan.meter)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut track = StemTrack::new(stem, band[s]);
+        track.notes = planes_to_notes(&planes);
+        track.normalise();
+        tracks.push(track);
+    }
+    Ok(Song {
+        style: plan.style,
+        tempo_bpm: plan.tempo_bpm,
+        meter: plan.meter,
+        key: plan.key,
+        bars: plan.bars,
+        sections: sheet.sections.clone(),
+        chords: sheet.chords.clone(),
+        stems: tracks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_tile_the_song_once_with_context_before_them() {
+        let settings = WriterSettings::default();
+        for looped in [false, true] {
+            for bars in 1..40 {
+                let segments = segments(bars, looped, &settings);
+                let mut next = 0;
+                for (i, s) in segments.iter().enumerate() {
+                    assert_eq!(s.index, i);
+                    assert_eq!(s.writes.start, next, "{bars} {s:?}");
+                    assert!(s.writes.end > s.writes.start);
+                    assert!(s.window.len() <= settings.window as usize);
+                    for bar in s.writes.clone() {
+                        assert!(s.window.contains(&bar));
+                    }
+                    // Every context bar was written before.
+                    for &bar in &s.window {
+                        assert!(bar < s.writes.end, "{bars} {s:?}");
+                    }
+                    if i > 0 {
+                        assert!(s.window[0] < s.writes.start, "a later window has context");
+                    }
+                    next = s.writes.end;
+                }
+                assert_eq!(next, bars);
+                let last = segments.last().unwrap();
+                let wraps = last.window.last() < last.window.first();
+                assert_eq!(wraps, looped && segments.len() > 1 && bars > 8, "{bars}");
+            }
+        }
+    }
+}

@@ -19,6 +19,7 @@ use refrain_engine::writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod evaluate;
 mod train_dit;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,9 @@ enum Command {
     /// Train a model from a built dataset (checkpoints, resume, a loss log).
     #[command(subcommand)]
     Train(TrainCommand),
+    /// Measure the trained models (the figures in docs/MODEL_CARD.md).
+    #[command(subcommand)]
+    Evaluate(evaluate::EvaluateCommand),
 }
 
 #[derive(Subcommand)]
@@ -600,6 +604,7 @@ fn main() -> ExitCode {
         Command::Render(args) => run_render(args),
         Command::Dataset(command) => run_dataset(command),
         Command::Train(command) => run_train(command),
+        Command::Evaluate(command) => evaluate::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

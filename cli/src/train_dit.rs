@@ -54,6 +54,9 @@ pub struct TrainDitArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
+    /// Write the newest checkpoint in --out as dit.safetensors and stop (no training).
+    #[arg(long)]
+    export_checkpoint: bool,
     /// CPU backend: flex or ndarray (needs a build with `--features ndarray`).
     #[arg(long, value_enum, default_value_t = crate::Backend::Flex)]
     backend: crate::Backend,
@@ -61,6 +64,16 @@ pub struct TrainDitArgs {
 
 pub fn run(args: TrainDitArgs) -> Result<()> {
     let device = Default::default();
+    if args.export_checkpoint {
+        let step = refrain_engine::train::dit::export_latest_checkpoint::<burn::backend::Flex>(
+            &args.out, &device,
+        )?;
+        eprintln!(
+            "wrote {} from the checkpoint at step {step}",
+            args.out.join(DIT_WEIGHTS_FILE).display()
+        );
+        return Ok(());
+    }
     let (ae_config, autoencoder) =
         BarAutoencoder::<burn::backend::Flex>::load_file(&args.autoencoder, &device)?;
     let ae_bytes = std::fs::read(&args.autoencoder)

@@ -15,7 +15,7 @@ use crate::harmony::{self, HarmonicRhythm};
 use crate::licence::{Licence, Refusal};
 use crate::music::{
     Chord, ChordQuality, ChordTrack, Key, Meter, Mood, Note, Section, SectionKind, Song, Stem,
-    Style,
+    StemTrack, Style,
 };
 use crate::plan::{Request, stage_rng, tempo_range};
 use rand::{Rng, SeedableRng};
@@ -141,6 +141,28 @@ impl Piece {
                 velocity: velocity.clamp(1, 127) as u8,
             })
             .collect()
+    }
+
+    /// The piece as a song (for features, rendering and comparison with generated songs).
+    pub fn to_song(&self) -> Song {
+        Song {
+            style: self.style,
+            tempo_bpm: self.tempo_bpm,
+            meter: self.meter,
+            key: self.key,
+            bars: self.bars,
+            sections: self.sections.clone(),
+            chords: self.chords.clone(),
+            stems: self
+                .stems
+                .iter()
+                .map(|s| StemTrack {
+                    stem: s.stem,
+                    instrument: s.instrument,
+                    notes: self.notes(s.stem),
+                })
+                .collect(),
+        }
     }
 
     /// Bars in which at least three stems play: the bars that teach the models ensemble.

@@ -10,7 +10,7 @@
 use crate::Error;
 use crate::compose::LeadSheet;
 use crate::compose::SongRng;
-use crate::compose::arranger::choose_band;
+use crate::compose::arranger::{choose_band, make_monophonic};
 use crate::generate::{ModelEntry, sha256_hex};
 use crate::model::conditions::{BarConditions, SongConditions, bar_conditions};
 use crate::model::sampler::{
@@ -300,6 +300,11 @@ pub fn decode_song<B: Backend>(
             .collect::<Result<Vec<_>, _>>()?;
         let mut track = StemTrack::new(stem, band[s]);
         track.notes = planes_to_notes(&planes);
+        // Bass and lead are single lines in refrain's representation (the training data has
+        // them monophonic); where the model starts two notes at once, one is kept.
+        if matches!(stem, Stem::Bass | Stem::Lead) {
+            make_monophonic(&mut track.notes);
+        }
         track.normalise();
         tracks.push(track);
     }
@@ -318,6 +323,91 @@ pub fn decode_song<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Request, lead_sheet, plan};
+    use crate::planes::notes_to_planes;
+    use burn::backend::Flex;
+    use rand::SeedableRng;
+
+    /// Untrained small models: enough to check the plumbing, not the music.
+    fn tiny_models() -> Models<Flex> {
+        let device = Default::default();
+        let autoencoder_config = BarAutoencoderConfig::new()
+            .with_latent_dim(8)
+            .with_hidden(32)
+            .with_bottleneck_hidden(16);
+        let dit_config = DitConfig::new()
+            .with_latent_dim(8)
+            .with_d_model(16)
+            .with_layers(1)
+            .with_heads(2);
+        let dit = dit_config.init_seeded::<Flex>(&device, 1).map(
+            &mut crate::model::autoencoder::SeededInit::new(
+                rand_chacha::ChaCha8Rng::seed_from_u64(2),
+                device,
+            ),
+        );
+        Models {
+            autoencoder: autoencoder_config.init_seeded(&device, 1),
+            autoencoder_config,
+            dit,
+            dit_config,
+            entries: Vec::new(),
+            device,
+        }
+    }
+
+    #[test]
+    fn a_written_song_follows_the_plan_and_the_seed_alone() {
+        let models = tiny_models();
+        for looped in [false, true] {
+            let request = Request {
+                bars: Some(19),
+                looped,
+                stems: Some(vec![Stem::Drums, Stem::Bass, Stem::Lead]),
+                seed: 4,
+                ..Request::default()
+            };
+            let mut planned = plan(&request).unwrap();
+            let sheet = lead_sheet(&mut planned);
+            let write = || {
+                write_song(
+                    &models,
+                    &planned,
+                    &sheet,
+                    &WriterSettings::default(),
+                    &mut NoObserver,
+                )
+                .unwrap()
+            };
+            let written = write();
+            assert_eq!(written.song, write().song, "same plan and seed, same song");
+            assert_eq!(
+                written.segments.len(),
+                segments(19, looped, &WriterSettings::default()).len()
+            );
+            let song = &written.song;
+            assert_eq!(song.bars, 19);
+            let stems: Vec<Stem> = song.stems.iter().map(|t| t.stem).collect();
+            assert_eq!(stems, [Stem::Drums, Stem::Bass, Stem::Lead]);
+            for track in &song.stems {
+                // Every note fits the stem's planes (range, inside the song).
+                notes_to_planes(track.stem, song.meter, song.bars, &track.notes).unwrap();
+            }
+            let mut other_request = request.clone();
+            other_request.seed = 5;
+            let mut other_plan = plan(&other_request).unwrap();
+            let other_sheet = lead_sheet(&mut other_plan);
+            let other = write_song(
+                &models,
+                &other_plan,
+                &other_sheet,
+                &WriterSettings::default(),
+                &mut NoObserver,
+            )
+            .unwrap();
+            assert_ne!(other.song, written.song);
+        }
+    }
 
     #[test]
     fn segments_tile_the_song_once_with_context_before_them() {

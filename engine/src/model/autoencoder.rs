@@ -56,10 +56,10 @@ pub struct BarAutoencoderConfig {
     /// Subtracted from the onset logits before the sigmoid when decoding: ln of the loss's
     /// positive weight (4), which turns the optimum of the weighted cross-entropy back into a
     /// calibrated probability, so 0.5 is the right threshold.
-    #[config(default = 1.386_294_4)]
+    #[config(default = "2.0 * std::f32::consts::LN_2")]
     pub onset_logit_offset: f32,
     /// The same for the hold logits: ln of the hold positive weight (2).
-    #[config(default = 0.693_147_2)]
+    #[config(default = "std::f32::consts::LN_2")]
     pub hold_logit_offset: f32,
 }
 
@@ -260,7 +260,19 @@ impl<B: Backend> BarAutoencoder<B> {
         device: &B::Device,
     ) -> Result<(BarAutoencoderConfig, BarAutoencoder<B>), Error> {
         let json = super::safetensors_metadata(path, "bar-autoencoder")?;
-        let config: BarAutoencoderConfig = serde_json::from_str(&json).map_err(|e| {
+        // Fields added since a file was written take their defaults.
+        let unreadable = |e: serde_json::Error| {
+            Error::Model(format!(
+                "{} has an unreadable autoencoder config: {e}",
+                path.display()
+            ))
+        };
+        let mut merged = serde_json::to_value(BarAutoencoderConfig::new()).map_err(unreadable)?;
+        let found: serde_json::Value = serde_json::from_str(&json).map_err(unreadable)?;
+        if let (Some(merged), Some(found)) = (merged.as_object_mut(), found.as_object()) {
+            merged.extend(found.clone());
+        }
+        let config: BarAutoencoderConfig = serde_json::from_value(merged).map_err(|e| {
             Error::Model(format!(
                 "{} has an unreadable autoencoder config: {e}",
                 path.display()

@@ -136,3 +136,25 @@ pub fn load<B: AutodiffBackend, M: AutodiffModule<B>>(
         .map_err(|e| unreadable("optimiser", &e))?;
     Ok((model, optimizer.load_record(record), state))
 }
+
+/// Loads only the model of a checkpoint (inference needs no optimiser); returns its step.
+pub fn load_model<B: burn::tensor::backend::Backend, M: burn::module::Module<B>>(
+    checkpoint: &Path,
+    model: M,
+    device: &B::Device,
+) -> Result<(M, u64), Error> {
+    let state_path = checkpoint.join("state.json");
+    let bytes = fs::read(&state_path)
+        .map_err(|e| Error::io(format!("reading {}", state_path.display()), e))?;
+    let state: LoopState = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Model(format!("reading {}: {e}", state_path.display())))?;
+    let model = model
+        .load_file(checkpoint.join("model"), &recorder(), device)
+        .map_err(|e| {
+            Error::Model(format!(
+                "cannot read the model in {}: {e}",
+                checkpoint.display()
+            ))
+        })?;
+    Ok((model, state.step))
+}

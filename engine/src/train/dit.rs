@@ -448,6 +448,24 @@ pub fn train_dit<B: AutodiffBackend>(
     })
 }
 
+/// Writes the newest checkpoint of the run in `out` as `dit.safetensors` (to sample from a
+/// run that is still going, or one stopped early); returns its step.
+pub fn export_latest_checkpoint<B: Backend>(out: &Path, device: &B::Device) -> Result<u64, Error> {
+    let config_path = out.join(DIT_CONFIG_FILE);
+    let config = DitTrainingConfig::load(&config_path)
+        .map_err(|e| Error::Model(format!("reading {}: {e}", config_path.display())))?;
+    let Some(path) = checkpoint::latest(out)? else {
+        return Err(Error::Model(format!(
+            "{} holds no checkpoint",
+            out.display()
+        )));
+    };
+    let (model, step) =
+        checkpoint::load_model(&path, config.model.init_seeded::<B>(device, 0), device)?;
+    model.save_safetensors(&config.model, &out.join(DIT_WEIGHTS_FILE))?;
+    Ok(step)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +578,13 @@ mod tests {
             let (input, _, _) = batch_tensors::<Flex>(&loaded, batch, &device);
             dit.forward(input).into_data()
         };
+        assert_eq!(outputs(&straight), outputs(&split));
+        // Exporting the checkpoint at 40 gives the same weights as the finished run.
+        std::fs::remove_file(split.join(DIT_WEIGHTS_FILE)).unwrap();
+        assert_eq!(
+            export_latest_checkpoint::<Flex>(&split, &device).unwrap(),
+            40
+        );
         assert_eq!(outputs(&straight), outputs(&split));
     }
 }

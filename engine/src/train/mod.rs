@@ -237,7 +237,7 @@ pub(crate) fn open_log(
 ) -> Result<fs::File, Error> {
     let mut text = format!("{header}\n");
     if let Some(step) = resumed_at
-        && let Ok(old) = fs::read_to_string(&path)
+        && let Ok(old) = fs::read_to_string(path)
     {
         for line in old.lines().skip(1) {
             let row_step = line.split(',').next().and_then(|s| s.parse::<u64>().ok());

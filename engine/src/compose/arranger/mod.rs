@@ -295,7 +295,7 @@ pub(crate) fn nearest(pc: i32, near: i32) -> i32 {
 }
 
 /// Cuts a line to one note at a time: each note ends where the next one starts.
-pub(crate) fn make_monophonic(notes: &mut Vec<Note>) {
+pub fn make_monophonic(notes: &mut Vec<Note>) {
     notes.sort();
     notes.dedup_by(|later, earlier| later.start == earlier.start);
     for i in 1..notes.len() {

@@ -1,0 +1,432 @@
+//! `refrain evaluate`: the figures in docs/MODEL_CARD.md. For the autoencoder, note-level F1
+//! on every held-out stem-bar. For the DiT, songs generated across every style, checked for
+//! scale fit, tempo, meter and exact duration, their features set against the interquartile
+//! range of held-out real pieces of the same style, and lead-melody diversity over seeds.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use refrain_engine::dataset::{self, Split};
+use refrain_engine::generate;
+use refrain_engine::midi::{read_midi, write_midi};
+use refrain_engine::model::BarAutoencoder;
+use refrain_engine::model::sampler::SamplerSettings;
+use refrain_engine::music::{Key, Meter, Mode, Song, Stem, Style};
+use refrain_engine::plan::{Request, tempo_range};
+use refrain_engine::render::RenderOptions;
+use refrain_engine::train::data::{StemBar, StemBarOptions, StemBarSet};
+use refrain_engine::train::evaluate as evaluate_autoencoder;
+use refrain_engine::train::loss::ReconstructionLossConfig;
+use refrain_engine::writer::{self, Models, WriterSettings};
+use refrain_scorer::features::{SongFeatures, song_features};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum EvaluateCommand {
+    /// Note-level F1 (onset and pitch exact) of the bar autoencoder on every held-out
+    /// stem-bar of a dataset.
+    Autoencoder {
+        /// Dataset folder made by `refrain dataset build`.
+        #[arg(long)]
+        data: PathBuf,
+        /// The weights to score.
+        #[arg(long, default_value = "assets/autoencoder.safetensors")]
+        weights: PathBuf,
+    },
+    /// Generate songs across every style and compare them with held-out real pieces.
+    Dit(EvaluateDitArgs),
+}
+
+#[derive(Args)]
+pub struct EvaluateDitArgs {
+    /// Dataset folder (its held-out pieces are the reference).
+    #[arg(long)]
+    data: PathBuf,
+    /// Folder holding autoencoder.safetensors and dit.safetensors.
+    #[arg(long)]
+    assets: Option<PathBuf>,
+    /// Songs to generate, spread evenly over the styles.
+    #[arg(long, default_value_t = 200)]
+    songs: usize,
+    /// Seeds of one request for the lead-diversity check.
+    #[arg(long, default_value_t = 50)]
+    diversity_seeds: u64,
+    #[arg(long, default_value_t = 8)]
+    steps: usize,
+    #[arg(long, default_value_t = 2.0)]
+    guidance: f32,
+    /// Write the full report here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(command: EvaluateCommand) -> Result<()> {
+    match command {
+        EvaluateCommand::Autoencoder { data, weights } => run_autoencoder(data, weights),
+        EvaluateCommand::Dit(args) => run_dit(args),
+    }
+}
+
+fn run_autoencoder(data: PathBuf, weights: PathBuf) -> Result<()> {
+    let device = Default::default();
+    let (config, model) = BarAutoencoder::<burn::backend::Flex>::load_file(&weights, &device)?;
+    let set = StemBarSet::read(&data, &StemBarOptions::default())?;
+    let bars: Vec<&StemBar> = set.validation.iter().collect();
+    let started = Instant::now();
+    let evaluation = evaluate_autoencoder(
+        &model,
+        config.grid(),
+        &ReconstructionLossConfig::new(),
+        &bars,
+        512,
+        &device,
+    )?;
+    let notes = evaluation.notes;
+    println!(
+        "{} held-out stem-bars ({} notes): note F1 {:.4}, precision {:.4}, recall {:.4} ({:.0} s)",
+        bars.len(),
+        notes.true_positives + notes.false_negatives,
+        notes.f1(),
+        notes.precision(),
+        notes.recall(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Lower quartile, median, upper quartile.
+fn quartiles(values: &mut [f64]) -> [f64; 3] {
+    if values.is_empty() {
+        return [f64::NAN; 3];
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let x = q * (values.len() - 1) as f64;
+        let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+        values[lo] + (values[hi] - values[lo]) * (x - lo as f64)
+    };
+    [at(0.25), at(0.5), at(0.75)]
+}
+
+type FeatureRow = BTreeMap<String, f64>;
+
+/// The compared features of one song, by name.
+fn feature_row(features: &SongFeatures) -> FeatureRow {
+    let mut row = BTreeMap::new();
+    row.insert("pitch-class entropy".into(), features.pitch_class_entropy);
+    row.insert("groove consistency".into(), features.groove_consistency);
+    for stem in Stem::ALL {
+        if let Some(s) = features.stems.get(stem.name()) {
+            row.insert(format!("{stem} notes/bar"), s.notes_per_bar);
+            row.insert(format!("{stem} polyphony"), s.polyphony);
+        }
+    }
+    row
+}
+
+#[derive(Serialize)]
+struct FeatureComparison {
+    feature: String,
+    real_q1: f64,
+    real_median: f64,
+    real_q3: f64,
+    generated_median: f64,
+    inside: bool,
+}
+
+#[derive(Serialize)]
+struct StyleReport {
+    style: String,
+    real_pieces: usize,
+    generated_songs: usize,
+    in_scale_ratio: f64,
+    features: Vec<FeatureComparison>,
+}
+
+#[derive(Serialize)]
+struct DitReport {
+    songs: usize,
+    pitched_notes: usize,
+    in_scale_ratio: f64,
+    tempo_exact: usize,
+    meter_exact: usize,
+    duration_exact: usize,
+    sampler: SamplerSettings,
+    seconds_per_song_median: f64,
+    styles: Vec<StyleReport>,
+    features_inside_iqr: usize,
+    features_compared: usize,
+    diversity_seeds: u64,
+    lead_bars_compared: usize,
+    shared_lead_bars: usize,
+    seed_pairs_sharing_a_bar: usize,
+}
+
+/// One request of the evaluation: every choice explicit, drawn from the song's index.
+fn evaluation_request(index: usize, style: Style) -> Request {
+    let mut rng = ChaCha8Rng::seed_from_u64(0xe7a1 ^ index as u64);
+    let (low, high) = tempo_range(style);
+    let meter = match rng.random_range(0..10) {
+        0 => Meter::ThreeFour,
+        1 => Meter::SixEight,
+        _ => Meter::FourFour,
+    };
+    let mode = if rng.random_bool(0.5) {
+        Mode::ALL[0]
+    } else {
+        Mode::ALL[rng.random_range(0..Mode::ALL.len())]
+    };
+    Request {
+        style: Some(style),
+        bpm: Some(rng.random_range(low.round() as u32..=high.round() as u32) as f64),
+        key: Some(Key::new(rng.random_range(0..12), mode)),
+        meter: Some(meter),
+        seconds: Some(f64::from(rng.random_range(20u32..=60))),
+        seed: index as u64,
+        ..Request::default()
+    }
+}
+
+fn run_dit(args: EvaluateDitArgs) -> Result<()> {
+    let device = Default::default();
+    let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
+    let models = Models::<burn::backend::Flex>::load(&assets, &device)?;
+    let settings = WriterSettings {
+        sampler: SamplerSettings {
+            steps: args.steps,
+            guidance: args.guidance,
+            ..SamplerSettings::default()
+        },
+        ..WriterSettings::default()
+    };
+    // Real reference: held-out pieces, by style.
+    let (manifest, _) = dataset::read_manifest(&args.data)?;
+    let mut real: BTreeMap<Style, Vec<FeatureRow>> = BTreeMap::new();
+    dataset::for_each_piece(&args.data, &manifest, |piece| {
+        if piece.split == Split::Validation {
+            real.entry(piece.style)
+                .or_default()
+                .push(feature_row(&song_features(&piece.to_song())));
+        }
+        Ok(())
+    })?;
+    let bar = ProgressBar::new(args.songs as u64 + args.diversity_seeds);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} songs ({per_sec}, eta {eta})")
+            .expect("static template"),
+    );
+    let options = RenderOptions::default();
+    let mut generated: BTreeMap<Style, Vec<(SongFeatures, FeatureRow)>> = BTreeMap::new();
+    let (mut tempo_exact, mut meter_exact, mut duration_exact) = (0, 0, 0);
+    let mut times = Vec::new();
+    for index in 0..args.songs {
+        let style = Style::ALL[index % Style::ALL.len()];
+        let request = evaluation_request(index, style);
+        let started = Instant::now();
+        let generation = generate::generate(&request, &models, &settings, &options)
+            .with_context(|| format!("generating evaluation song {index}"))?;
+        times.push(started.elapsed().as_secs_f64());
+        let back = read_midi(&write_midi(&generation.song))?;
+        if (back.tempo_bpm - request.bpm.unwrap_or_default()).abs() < 0.01 {
+            tempo_exact += 1;
+        }
+        if Some(back.meter) == request.meter {
+            meter_exact += 1;
+        }
+        let expected =
+            (request.seconds.unwrap_or_default() * f64::from(options.sample_rate)).round() as usize;
+        if generation.rendered.mix.frames() == expected
+            && generation
+                .rendered
+                .stems
+                .iter()
+                .all(|(_, b)| b.frames() == expected)
+        {
+            duration_exact += 1;
+        }
+        let features = song_features(&generation.song);
+        let row = feature_row(&features);
+        generated.entry(style).or_default().push((features, row));
+        bar.inc(1);
+    }
+    // Diversity: one request, many seeds; no lead bar should repeat across seeds.
+    let mut bars_by_seed: Vec<BTreeSet<Vec<(u32, i32, u32)>>> = Vec::new();
+    for seed in 0..args.diversity_seeds {
+        let request = Request {
+            style: Some(Style::Lofi),
+            bpm: Some(84.0),
+            key: Some(Key::new(9, Mode::ALL[5])),
+            meter: Some(Meter::FourFour),
+            seconds: Some(30.0),
+            seed,
+            ..Request::default()
+        };
+        let (_, song, _) = generate::compose(&request, &models, &settings)?;
+        bars_by_seed.push(lead_bars(&song));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut shared = 0;
+    let mut pairs = 0;
+    for i in 0..bars_by_seed.len() {
+        for j in i + 1..bars_by_seed.len() {
+            let common = bars_by_seed[i].intersection(&bars_by_seed[j]).count();
+            shared += common;
+            pairs += usize::from(common > 0);
+        }
+    }
+    let lead_bars_compared = bars_by_seed.iter().map(BTreeSet::len).sum();
+
+    let mut styles = Vec::new();
+    let (mut inside_total, mut compared_total) = (0, 0);
+    let (mut pitched_total, mut in_scale_total) = (0usize, 0f64);
+    for style in Style::ALL {
+        let songs = generated.get(&style).map(Vec::as_slice).unwrap_or_default();
+        let reference = real.get(&style).map(Vec::as_slice).unwrap_or_default();
+        let pitched: usize = songs.iter().map(|(f, _)| f.pitched_notes).sum();
+        let in_scale: f64 = songs
+            .iter()
+            .map(|(f, _)| f.in_scale_ratio * f.pitched_notes as f64)
+            .sum();
+        pitched_total += pitched;
+        in_scale_total += in_scale;
+        let names: BTreeSet<&String> = reference.iter().flat_map(|r| r.keys()).collect();
+        let mut features = Vec::new();
+        for name in names {
+            let mut real_values: Vec<f64> = reference
+                .iter()
+                .filter_map(|r| r.get(name))
+                .copied()
+                .collect();
+            let mut generated_values: Vec<f64> = songs
+                .iter()
+                .filter_map(|(_, r)| r.get(name))
+                .copied()
+                .collect();
+            let [q1, median, q3] = quartiles(&mut real_values);
+            let [_, generated_median, _] = quartiles(&mut generated_values);
+            let inside = generated_median >= q1 && generated_median <= q3;
+            inside_total += usize::from(inside);
+            compared_total += 1;
+            features.push(FeatureComparison {
+                feature: name.clone(),
+                real_q1: q1,
+                real_median: median,
+                real_q3: q3,
+                generated_median,
+                inside,
+            });
+        }
+        styles.push(StyleReport {
+            style: style.name().into(),
+            real_pieces: reference.len(),
+            generated_songs: songs.len(),
+            in_scale_ratio: if pitched == 0 {
+                1.0
+            } else {
+                in_scale / pitched as f64
+            },
+            features,
+        });
+    }
+    let report = DitReport {
+        songs: args.songs,
+        pitched_notes: pitched_total,
+        in_scale_ratio: in_scale_total / pitched_total.max(1) as f64,
+        tempo_exact,
+        meter_exact,
+        duration_exact,
+        sampler: settings.sampler,
+        seconds_per_song_median: quartiles(&mut times)[1],
+        styles,
+        features_inside_iqr: inside_total,
+        features_compared: compared_total,
+        diversity_seeds: args.diversity_seeds,
+        lead_bars_compared,
+        shared_lead_bars: shared,
+        seed_pairs_sharing_a_bar: pairs,
+    };
+    print_report(&report);
+    if let Some(path) = args.json {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The lead's non-empty bars, each as its notes relative to the bar start.
+fn lead_bars(song: &Song) -> BTreeSet<Vec<(u32, i32, u32)>> {
+    let steps = song.meter.steps_per_bar();
+    let mut bars: BTreeMap<u32, Vec<(u32, i32, u32)>> = BTreeMap::new();
+    if let Some(lead) = song.stem(Stem::Lead) {
+        for note in &lead.notes {
+            bars.entry(note.start / steps).or_default().push((
+                note.start % steps,
+                note.pitch,
+                note.duration,
+            ));
+        }
+    }
+    bars.into_values()
+        .map(|mut notes| {
+            notes.sort();
+            notes
+        })
+        .collect()
+}
+
+fn print_report(report: &DitReport) {
+    println!(
+        "{} songs: {:.2} % of {} pitched notes in the key's scale; tempo exact {}/{}, meter \
+         exact {}/{}, duration exact to the sample {}/{}; median {:.2} s per song",
+        report.songs,
+        100.0 * report.in_scale_ratio,
+        report.pitched_notes,
+        report.tempo_exact,
+        report.songs,
+        report.meter_exact,
+        report.songs,
+        report.duration_exact,
+        report.songs,
+        report.seconds_per_song_median
+    );
+    println!(
+        "features inside the held-out interquartile range: {}/{}",
+        report.features_inside_iqr, report.features_compared
+    );
+    for style in &report.styles {
+        println!(
+            "\n### {} ({} held-out pieces, {} generated songs, {:.2} % in scale)\n",
+            style.style,
+            style.real_pieces,
+            style.generated_songs,
+            100.0 * style.in_scale_ratio
+        );
+        println!("| feature | real Q1 | real median | real Q3 | generated median | inside |");
+        println!("|---|---|---|---|---|---|");
+        for f in &style.features {
+            println!(
+                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+                f.feature,
+                f.real_q1,
+                f.real_median,
+                f.real_q3,
+                f.generated_median,
+                if f.inside { "yes" } else { "no" }
+            );
+        }
+    }
+    println!(
+        "\ndiversity: {} seeds of one request, {} non-empty lead bars; {} bars shared between \
+         seeds, {} seed pairs share at least one",
+        report.diversity_seeds,
+        report.lead_bars_compared,
+        report.shared_lead_bars,
+        report.seed_pairs_sharing_a_bar
+    );
+}

@@ -1,7 +1,7 @@
 //! Speed of DiT sampling: every stem of a 3-minute song written by the shipped DiT and
-//! decoded by the bar autoencoder (no critic, no rendering), at the default sampler settings
-//! (8 Euler steps with guidance: 16 model evaluations per segment) and without guidance
-//! (8 evaluations), side by side; the real-time factor is 180 s over the median.
+//! decoded by the bar autoencoder (no critic, no rendering): 8 Euler steps with guidance 2
+//! (16 model evaluations per segment) and without guidance (8, the default), side by side; the real-time factor is 180 s over the median. Also one
+//! training step at the shipped size on flex and on ndarray, side by side.
 //! Run: `cargo bench -p refrain-benches --bench dit`.
 
 use burn::backend::Flex;
@@ -53,5 +53,76 @@ fn dit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dit);
+/// One DiT training step (forward, backward, AdamW) at the shipped size on a batch of 32
+/// eight-bar windows, flex against ndarray.
+fn dit_training_step(c: &mut Criterion) {
+    use burn::backend::{Autodiff, NdArray};
+    use refrain_engine::dataset::{Split, own_song_pieces};
+    use refrain_engine::model::{BarAutoencoder, DitConfig};
+    use refrain_engine::train::dit::{DitTrainingConfig, optimizer, train_step};
+    use refrain_engine::train::latents::{LatentSet, cumulative_windows, training_batch};
+
+    let ae_path = writer::default_assets_dir().join(writer::AUTOENCODER_FILE);
+    let (ae_config, autoencoder) =
+        BarAutoencoder::<Flex>::load_file(&ae_path, &Default::default()).expect("weights");
+    let mut pieces = own_song_pieces(2);
+    for piece in &mut pieces {
+        piece.split = Split::Train;
+    }
+    let set = LatentSet::encode(
+        &pieces,
+        &autoencoder,
+        &ae_config,
+        &Default::default(),
+        &mut |_| {},
+    )
+    .expect("encodes");
+    let (mean, std) = set.statistics();
+    let config =
+        DitTrainingConfig::new(DitConfig::new().with_latent_mean(mean).with_latent_std(std));
+    let candidates = set.windows_of(Split::Train, config.window_bars);
+    let cumulative = cumulative_windows(&set, &candidates, config.window_bars);
+    let batch = training_batch(
+        &set,
+        &config.model,
+        &config.masking,
+        &candidates,
+        &cumulative,
+        0,
+        0,
+        config.batch,
+        config.window_bars,
+    );
+    let mut group = c.benchmark_group("dit training step");
+    group.sample_size(10);
+    fn bench_backend<B: burn::tensor::backend::AutodiffBackend>(
+        group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+        name: &str,
+        config: &DitTrainingConfig,
+        batch: &refrain_engine::train::latents::WindowBatch,
+    ) {
+        let device = B::Device::default();
+        let mut model = config.model.init_seeded::<B>(&device, 0);
+        let mut optimizer = optimizer::<B>(config);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let (next, loss) = train_step(
+                    model.clone(),
+                    &mut optimizer,
+                    &config.model,
+                    batch,
+                    1e-4,
+                    &device,
+                );
+                model = next;
+                loss
+            })
+        });
+    }
+    bench_backend::<Autodiff<Flex>>(&mut group, "flex", &config, &batch);
+    bench_backend::<Autodiff<NdArray>>(&mut group, "ndarray", &config, &batch);
+    group.finish();
+}
+
+criterion_group!(benches, dit, dit_training_step);
 criterion_main!(benches);

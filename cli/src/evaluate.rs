@@ -58,7 +58,7 @@ pub struct EvaluateDitArgs {
     diversity_seeds: u64,
     #[arg(long, default_value_t = 8)]
     steps: usize,
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.0)]
     guidance: f32,
     /// Write the full report here as JSON.
     #[arg(long)]

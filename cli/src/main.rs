@@ -168,7 +168,7 @@ struct GenerateArgs {
     steps: u32,
     /// Classifier-free guidance: 1 follows the conditions plainly, higher follows style,
     /// mood and chords more strictly (costs a second model pass per step).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.0)]
     guidance: f32,
 }
 

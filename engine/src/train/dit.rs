@@ -161,7 +161,7 @@ fn masked_mse<B: Backend>(
 }
 
 /// One optimiser step; returns the model and the batch's loss.
-fn train_step<B: AutodiffBackend>(
+pub fn train_step<B: AutodiffBackend>(
     model: Dit<B>,
     optimizer: &mut ModelOptimizer<Dit<B>, B>,
     config: &DitConfig,
@@ -174,6 +174,14 @@ fn train_step<B: AutodiffBackend>(
     let value: f32 = loss.clone().into_scalar().elem();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     (optimizer.step(learning_rate, model, grads), value)
+}
+
+/// The optimiser a run starts with: AdamW with weight decay and global-norm clipping.
+pub fn optimizer<B: AutodiffBackend>(config: &DitTrainingConfig) -> ModelOptimizer<Dit<B>, B> {
+    AdamWConfig::new()
+        .with_weight_decay(config.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.gradient_clip)))
+        .init::<B, Dit<B>>()
 }
 
 /// The fixed held-out sample: batches of validation windows, no guidance dropout.
@@ -303,10 +311,7 @@ pub fn train_dit<B: AutodiffBackend>(
     let config_path = out.join(DIT_CONFIG_FILE);
     let found = checkpoint::latest(out)?;
     let mut model = config.model.init_seeded::<B>(device, config.seed);
-    let mut optimizer = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.gradient_clip)))
-        .init::<B, Dit<B>>();
+    let mut optimizer = optimizer::<B>(config);
     let mut state = LoopState {
         step: 0,
         loss_sum: 0.0,

@@ -3,9 +3,9 @@
 //! and cosine decay, periodic held-out evaluation against the mean-latent baseline, a loss
 //! log, checkpoints and exact resume (a batch is a function of (seed, step)).
 
-use super::checkpoint::{self, LoopState, ModelOptimizer};
+use super::checkpoint::{self, ModelOptimizer};
 use super::latents::{LatentSet, MaskingConfig, WindowBatch, cumulative_windows, training_batch};
-use super::{open_log, warmup_cosine, write_json};
+use super::{open_log, start_or_resume, warmup_cosine, write_json};
 use crate::Error;
 use crate::dataset::Split;
 use crate::model::dit::{Dit, DitConfig, DitInput, field_tensors};
@@ -306,43 +306,16 @@ pub fn train_dit<B: AutodiffBackend>(
     let cumulative = cumulative_windows(set, &candidates, config.window_bars);
     let eval_batches = evaluation_batches(set, config)?;
     let stem_means = set.stem_means(&config.model);
-    std::fs::create_dir_all(out)
-        .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
-    let config_path = out.join(DIT_CONFIG_FILE);
-    let found = checkpoint::latest(out)?;
-    let mut model = config.model.init_seeded::<B>(device, config.seed);
-    let mut optimizer = optimizer::<B>(config);
-    let mut state = LoopState {
-        step: 0,
-        loss_sum: 0.0,
-        loss_count: 0,
-    };
-    match (resume, found) {
-        (true, Some(path)) => {
-            let saved = DitTrainingConfig::load(&config_path)
-                .map_err(|e| Error::Model(format!("reading {}: {e}", config_path.display())))?;
-            if !config.resumes(&saved) {
-                return Err(Error::Model(format!(
-                    "{} was trained with another config or dataset (only --steps may change on \
-                     resume)",
-                    out.display()
-                )));
-            }
-            (model, optimizer, state) = checkpoint::load(&path, model, optimizer, device)?;
-        }
-        (false, Some(path)) => {
-            return Err(Error::Model(format!(
-                "{} already holds a run (checkpoint {}); pass --resume to continue it or choose \
-                 another folder",
-                out.display(),
-                path.display()
-            )));
-        }
-        (_, None) => {}
-    }
-    config
-        .save(&config_path)
-        .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
+    let (mut model, mut optimizer, mut state) = start_or_resume(
+        out,
+        config,
+        DIT_CONFIG_FILE,
+        DitTrainingConfig::resumes,
+        resume,
+        config.model.init_seeded::<B>(device, config.seed),
+        optimizer::<B>(config),
+        device,
+    )?;
     let resumed_from = state.step;
     let mut log = open_log(
         &out.join(DIT_LOSS_LOG_FILE),

@@ -254,6 +254,61 @@ pub(crate) fn open_log(
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))
 }
 
+/// Starts a run in `out` or resumes its newest checkpoint: without `resume` an existing
+/// checkpoint is an error (a run is never overwritten by accident); with it the saved config
+/// must `match` this one. Saves `config` as `config_file` and returns the loop's start.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_or_resume<B, M, C>(
+    out: &Path,
+    config: &C,
+    config_file: &str,
+    compatible: impl Fn(&C, &C) -> bool,
+    resume: bool,
+    model: M,
+    optimizer: checkpoint::ModelOptimizer<M, B>,
+    device: &B::Device,
+) -> Result<(M, checkpoint::ModelOptimizer<M, B>, LoopState), Error>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    C: burn::config::Config,
+{
+    fs::create_dir_all(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    let config_path = out.join(config_file);
+    let fresh = LoopState {
+        step: 0,
+        loss_sum: 0.0,
+        loss_count: 0,
+    };
+    let started = match (resume, checkpoint::latest(out)?) {
+        (true, Some(path)) => {
+            let saved = C::load(&config_path)
+                .map_err(|e| Error::Model(format!("reading {}: {e}", config_path.display())))?;
+            if !compatible(config, &saved) {
+                return Err(Error::Model(format!(
+                    "{} was trained with another config or dataset (only --steps may change on \
+                     resume)",
+                    out.display()
+                )));
+            }
+            checkpoint::load(&path, model, optimizer, device)?
+        }
+        (false, Some(path)) => {
+            return Err(Error::Model(format!(
+                "{} already holds a run (checkpoint {}); pass --resume to continue it or choose \
+                 another folder",
+                out.display(),
+                path.display()
+            )));
+        }
+        (_, None) => (model, optimizer, fresh),
+    };
+    config
+        .save(&config_path)
+        .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
+    Ok(started)
+}
+
 /// Trains the bar autoencoder on `data`, writing into `out`: `training.json` (the config),
 /// `loss.csv`, `checkpoints/step-N/`, and at the end `autoencoder.safetensors` with its
 /// model card `autoencoder.json`.
@@ -291,41 +346,16 @@ pub fn train_autoencoder<B: AutodiffBackend>(
             bar.stem, bar.meter, grid.rows, grid.steps
         )));
     }
-    fs::create_dir_all(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
-    let config_path = out.join(CONFIG_FILE);
-    let found = checkpoint::latest(out)?;
-    let mut model = config.model.init_seeded::<B>(device, config.seed);
-    let mut optimizer = optimizer::<B>(config);
-    let mut state = LoopState {
-        step: 0,
-        loss_sum: 0.0,
-        loss_count: 0,
-    };
-    match (resume, found) {
-        (true, Some(path)) => {
-            let saved = AutoencoderTrainingConfig::load(&config_path)
-                .map_err(|e| Error::Model(format!("reading {}: {e}", config_path.display())))?;
-            if !config.resumes(&saved) {
-                return Err(Error::Model(format!(
-                    "{} was trained with another config (only --steps may change on resume)",
-                    out.display()
-                )));
-            }
-            (model, optimizer, state) = checkpoint::load(&path, model, optimizer, device)?;
-        }
-        (false, Some(path)) => {
-            return Err(Error::Model(format!(
-                "{} already holds a run (checkpoint {}); pass --resume to continue it or choose \
-                 another folder",
-                out.display(),
-                path.display()
-            )));
-        }
-        (_, None) => {}
-    }
-    config
-        .save(&config_path)
-        .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
+    let (mut model, mut optimizer, mut state) = start_or_resume(
+        out,
+        config,
+        CONFIG_FILE,
+        AutoencoderTrainingConfig::resumes,
+        resume,
+        config.model.init_seeded::<B>(device, config.seed),
+        optimizer::<B>(config),
+        device,
+    )?;
     let resumed_from = state.step;
     let mut log = open_log(
         &out.join(LOSS_LOG_FILE),

@@ -566,12 +566,7 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
     out: &std::path::Path,
     resume: bool,
 ) -> Result<TrainSummary> {
-    let bar = ProgressBar::new(config.steps);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
-            .expect("static template"),
-    );
-    let mut validation = String::from("validation: pending");
+    let mut bar = TrainingBar::new(config.steps);
     let summary = refrain_engine::train::train_autoencoder::<B>(
         config,
         data,
@@ -579,22 +574,57 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
         resume,
         &B::Device::default(),
         &mut |progress| {
-            if let Some(e) = progress.evaluation {
-                validation = format!("validation loss {:.4}, note F1 {:.4}", e.loss, e.notes.f1());
-                // Without a terminal the bar is hidden; a line per evaluation keeps logs useful.
-                if bar.is_hidden() {
-                    eprintln!(
-                        "step {}/{}: loss {:.4}; {validation}",
-                        progress.step, progress.steps, progress.train_loss
-                    );
-                }
-            }
-            bar.set_position(progress.step);
-            bar.set_message(format!("loss {:.4}; {validation}", progress.train_loss));
+            let evaluation = progress
+                .evaluation
+                .map(|e| format!("validation loss {:.4}, note F1 {:.4}", e.loss, e.notes.f1()));
+            bar.update(
+                progress.step,
+                progress.steps,
+                progress.train_loss,
+                evaluation,
+            );
         },
     )?;
-    bar.finish_and_clear();
+    bar.finish();
     Ok(summary)
+}
+
+/// The progress bar of a training run: position, loss and the latest held-out figures.
+pub(crate) struct TrainingBar {
+    bar: ProgressBar,
+    validation: String,
+}
+
+impl TrainingBar {
+    pub(crate) fn new(steps: u64) -> TrainingBar {
+        let bar = ProgressBar::new(steps);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
+                .expect("static template"),
+        );
+        TrainingBar {
+            bar,
+            validation: String::from("validation: pending"),
+        }
+    }
+
+    /// After a step; `evaluation` is the held-out summary on the steps that evaluated.
+    pub(crate) fn update(&mut self, step: u64, steps: u64, loss: f64, evaluation: Option<String>) {
+        if let Some(evaluation) = evaluation {
+            self.validation = evaluation;
+            // Without a terminal the bar is hidden; a line per evaluation keeps logs useful.
+            if self.bar.is_hidden() {
+                eprintln!("step {step}/{steps}: loss {loss:.4}; {}", self.validation);
+            }
+        }
+        self.bar.set_position(step);
+        self.bar
+            .set_message(format!("loss {loss:.4}; {}", self.validation));
+    }
+
+    pub(crate) fn finish(self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 fn main() -> ExitCode {

@@ -149,12 +149,7 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
     ae_sha: &str,
     args: &TrainDitArgs,
 ) -> Result<DitSummary> {
-    let bar = ProgressBar::new(config.steps);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}")
-            .expect("static template"),
-    );
-    let mut validation = String::from("validation: pending");
+    let mut bar = crate::TrainingBar::new(config.steps);
     let summary = train_dit::<B>(
         config,
         set,
@@ -163,23 +158,21 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
         args.resume,
         &B::Device::default(),
         &mut |progress| {
-            if let Some(e) = progress.evaluation {
-                validation = format!(
+            let evaluation = progress.evaluation.map(|e| {
+                format!(
                     "held-out flow loss {:.4}, clean MSE {:.4} (mean baseline {:.4})",
                     e.flow_loss, e.clean_mse, e.baseline_clean_mse
-                );
-                if bar.is_hidden() {
-                    eprintln!(
-                        "step {}/{}: loss {:.4}; {validation}",
-                        progress.step, progress.steps, progress.train_loss
-                    );
-                }
-            }
-            bar.set_position(progress.step);
-            bar.set_message(format!("loss {:.4}; {validation}", progress.train_loss));
+                )
+            });
+            bar.update(
+                progress.step,
+                progress.steps,
+                progress.train_loss,
+                evaluation,
+            );
             true
         },
     )?;
-    bar.finish_and_clear();
+    bar.finish();
     Ok(summary)
 }

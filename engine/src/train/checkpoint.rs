@@ -111,6 +111,14 @@ fn prune(dir: &Path, keep: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Why a checkpoint could not be read, in words.
+fn unreadable(checkpoint: &Path, what: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Model(format!(
+        "cannot read the checkpoint {} ({what}: {e}); was it written with another config?",
+        checkpoint.display()
+    ))
+}
+
 /// Loads a checkpoint into a model and optimiser built from the run's config.
 pub fn load<B: AutodiffBackend, M: AutodiffModule<B>>(
     checkpoint: &Path,
@@ -118,43 +126,25 @@ pub fn load<B: AutodiffBackend, M: AutodiffModule<B>>(
     optimizer: ModelOptimizer<M, B>,
     device: &B::Device,
 ) -> Result<(M, ModelOptimizer<M, B>, LoopState), Error> {
-    let unreadable = |what: &str, e: &dyn std::fmt::Display| {
-        Error::Model(format!(
-            "cannot resume from {} ({what}: {e}); was it written with another config?",
-            checkpoint.display()
-        ))
-    };
-    let state_path = checkpoint.join("state.json");
-    let bytes = fs::read(&state_path)
-        .map_err(|e| Error::io(format!("reading {}", state_path.display()), e))?;
-    let state: LoopState =
-        serde_json::from_slice(&bytes).map_err(|e| unreadable("state.json", &e))?;
-    let model = model
-        .load_file(checkpoint.join("model"), &recorder(), device)
-        .map_err(|e| unreadable("model", &e))?;
+    let (model, state) = load_model(checkpoint, model, device)?;
     let record = Recorder::<B>::load(&recorder(), checkpoint.join("optimizer"), device)
-        .map_err(|e| unreadable("optimiser", &e))?;
+        .map_err(|e| unreadable(checkpoint, "optimiser", &e))?;
     Ok((model, optimizer.load_record(record), state))
 }
 
-/// Loads only the model of a checkpoint (inference needs no optimiser); returns its step.
+/// Loads only the model of a checkpoint and the loop state (inference needs no optimiser).
 pub fn load_model<B: burn::tensor::backend::Backend, M: burn::module::Module<B>>(
     checkpoint: &Path,
     model: M,
     device: &B::Device,
-) -> Result<(M, u64), Error> {
+) -> Result<(M, LoopState), Error> {
     let state_path = checkpoint.join("state.json");
     let bytes = fs::read(&state_path)
         .map_err(|e| Error::io(format!("reading {}", state_path.display()), e))?;
-    let state: LoopState = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Model(format!("reading {}: {e}", state_path.display())))?;
+    let state: LoopState =
+        serde_json::from_slice(&bytes).map_err(|e| unreadable(checkpoint, "state.json", &e))?;
     let model = model
         .load_file(checkpoint.join("model"), &recorder(), device)
-        .map_err(|e| {
-            Error::Model(format!(
-                "cannot read the model in {}: {e}",
-                checkpoint.display()
-            ))
-        })?;
-    Ok((model, state.step))
+        .map_err(|e| unreadable(checkpoint, "model", &e))?;
+    Ok((model, state))
 }

@@ -438,10 +438,10 @@ pub fn export_latest_checkpoint<B: Backend>(out: &Path, device: &B::Device) -> R
             out.display()
         )));
     };
-    let (model, step) =
+    let (model, state) =
         checkpoint::load_model(&path, config.model.init_seeded::<B>(device, 0), device)?;
     model.save_safetensors(&config.model, &out.join(DIT_WEIGHTS_FILE))?;
-    Ok(step)
+    Ok(state.step)
 }
 
 #[cfg(test)]

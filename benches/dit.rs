@@ -1,6 +1,7 @@
 //! Speed of DiT sampling: every stem of a 3-minute song written by the shipped DiT and
 //! decoded by the bar autoencoder (no critic, no rendering): 8 Euler steps with guidance 2
-//! (16 model evaluations per segment) and without guidance (8, the default), side by side; the real-time factor is 180 s over the median. Also one
+//! (16 model evaluations per segment) and without guidance (8, the default), side by side;
+//! the real-time factor is 180 s over the median. Also one
 //! training step at the shipped size on flex and on ndarray, side by side.
 //! Run: `cargo bench -p refrain-benches --bench dit`.
 

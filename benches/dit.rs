@@ -1,21 +1,50 @@
 //! Speed of DiT sampling: every stem of a 3-minute song written by the shipped DiT and
-//! decoded by the bar autoencoder (no critic, no rendering): 8 Euler steps with guidance 2
-//! (16 model evaluations per segment) and without guidance (8, the default), side by side;
-//! the real-time factor is 180 s over the median. Also one
+//! decoded by the bar autoencoder (no critic, no rendering): 8 Euler steps unguided (the
+//! default) on flex and on ndarray, and with guidance 2 (16 model evaluations per segment) on
+//! ndarray, side by side; the real-time factor is 180 s over the median. Also one
 //! training step at the shipped size on flex and on ndarray, side by side.
 //! Run: `cargo bench -p refrain-benches --bench dit`.
 
-use burn::backend::Flex;
-use criterion::{Criterion, criterion_group, criterion_main};
+use burn::backend::{Flex, NdArray};
+use burn::tensor::backend::Backend;
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
+use refrain_engine::compose::LeadSheet;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::Style;
-use refrain_engine::plan::{self, Request};
+use refrain_engine::plan::{self, Plan, Request};
 use refrain_engine::writer::{self, Models, NoObserver, WriterSettings};
 use std::hint::black_box;
 
-fn dit(c: &mut Criterion) {
-    let models = Models::<Flex>::load(&writer::default_assets_dir(), &Default::default())
+fn bench_song<B: Backend>(
+    group: &mut BenchmarkGroup<WallTime>,
+    name: &str,
+    plan: &Plan,
+    sheet: &LeadSheet,
+    guidance: f32,
+) {
+    let models = Models::<B>::load(&writer::default_assets_dir(), &Default::default())
         .expect("the shipped weights in assets/");
+    let settings = WriterSettings {
+        sampler: SamplerSettings {
+            guidance,
+            ..SamplerSettings::default()
+        },
+        ..WriterSettings::default()
+    };
+    group.bench_function(
+        format!("sample 3-minute song ({} bars), {name}", plan.bars),
+        |b| {
+            b.iter(|| {
+                writer::write_song(&models, black_box(plan), sheet, &settings, &mut NoObserver)
+                    .expect("writes")
+            })
+        },
+    );
+}
+
+fn dit(c: &mut Criterion) {
     let request = Request {
         style: Some(Style::Lofi),
         bpm: Some(90.0),
@@ -27,37 +56,16 @@ fn dit(c: &mut Criterion) {
     let sheet = plan::lead_sheet(&mut plan);
     let mut group = c.benchmark_group("dit");
     group.sample_size(10);
-    for (name, guidance) in [("guided", 2.0), ("unguided", 1.0)] {
-        let settings = WriterSettings {
-            sampler: SamplerSettings {
-                guidance,
-                ..SamplerSettings::default()
-            },
-            ..WriterSettings::default()
-        };
-        group.bench_function(
-            format!("sample 3-minute song ({} bars), {name}", plan.bars),
-            |b| {
-                b.iter(|| {
-                    writer::write_song(
-                        &models,
-                        black_box(&plan),
-                        &sheet,
-                        &settings,
-                        &mut NoObserver,
-                    )
-                    .expect("writes")
-                })
-            },
-        );
-    }
+    bench_song::<Flex>(&mut group, "unguided, flex", &plan, &sheet, 1.0);
+    bench_song::<NdArray>(&mut group, "unguided, ndarray", &plan, &sheet, 1.0);
+    bench_song::<NdArray>(&mut group, "guidance 2, ndarray", &plan, &sheet, 2.0);
     group.finish();
 }
 
 /// One DiT training step (forward, backward, AdamW) at the shipped size on a batch of 32
 /// eight-bar windows, flex against ndarray.
 fn dit_training_step(c: &mut Criterion) {
-    use burn::backend::{Autodiff, NdArray};
+    use burn::backend::Autodiff;
     use refrain_engine::dataset::{Split, own_song_pieces};
     use refrain_engine::model::{BarAutoencoder, DitConfig};
     use refrain_engine::train::dit::{DitTrainingConfig, optimizer, train_step};

@@ -164,6 +164,8 @@ struct DitReport {
     diversity_seeds: u64,
     lead_bars_compared: usize,
     shared_lead_bars: usize,
+    /// Shared bars by how many notes they hold: 1, 2, 3 or more.
+    shared_lead_bars_by_notes: [usize; 3],
     seed_pairs_sharing_a_bar: usize,
 }
 
@@ -195,7 +197,7 @@ fn evaluation_request(index: usize, style: Style) -> Request {
 fn run_dit(args: EvaluateDitArgs) -> Result<()> {
     let device = Default::default();
     let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
-    let models = Models::<burn::backend::Flex>::load(&assets, &device)?;
+    let models = Models::<writer::CpuBackend>::load(&assets, &device)?;
     let settings = WriterSettings {
         sampler: SamplerSettings {
             steps: args.steps,
@@ -272,10 +274,15 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let mut shared = 0;
+    let mut shared_by_notes = [0; 3];
     let mut pairs = 0;
     for i in 0..bars_by_seed.len() {
         for j in i + 1..bars_by_seed.len() {
-            let common = bars_by_seed[i].intersection(&bars_by_seed[j]).count();
+            let mut common = 0;
+            for bar in bars_by_seed[i].intersection(&bars_by_seed[j]) {
+                common += 1;
+                shared_by_notes[bar.len().clamp(1, 3) - 1] += 1;
+            }
             shared += common;
             pairs += usize::from(common > 0);
         }
@@ -349,6 +356,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         diversity_seeds: args.diversity_seeds,
         lead_bars_compared,
         shared_lead_bars: shared,
+        shared_lead_bars_by_notes: shared_by_notes,
         seed_pairs_sharing_a_bar: pairs,
     };
     print_report(&report);
@@ -423,10 +431,14 @@ fn print_report(report: &DitReport) {
     }
     println!(
         "\ndiversity: {} seeds of one request, {} non-empty lead bars; {} bars shared between \
-         seeds, {} seed pairs share at least one",
+         seeds ({} of one note, {} of two, {} of three or more), {} seed pairs share at \
+         least one",
         report.diversity_seeds,
         report.lead_bars_compared,
         report.shared_lead_bars,
+        report.shared_lead_bars_by_notes[0],
+        report.shared_lead_bars_by_notes[1],
+        report.shared_lead_bars_by_notes[2],
         report.seed_pairs_sharing_a_bar
     );
 }

@@ -19,6 +19,7 @@ use refrain_engine::writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod calibrate;
 mod evaluate;
 mod train_dit;
 use std::time::{Duration, Instant};
@@ -66,6 +67,10 @@ enum TrainCommand {
     /// autoencoder; writes dit.safetensors, its model card dit.json, loss.csv and
     /// checkpoints/ into --out.
     Dit(train_dit::TrainDitArgs),
+    /// Fit the onset threshold shift per stem that makes the DiT's sampled bars decode to as
+    /// many notes as real bars (fitted on training windows, checked on held-out ones) and store
+    /// it in dit.safetensors. Run it after `train dit`, on the same dataset.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 #[derive(Args)]
@@ -103,8 +108,8 @@ struct TrainAutoencoderArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
-    /// CPU backend: flex (pure Rust, the faster one here) or ndarray (needs a build with
-    /// `--features ndarray`).
+    /// CPU backend: flex (the default) or ndarray (in default builds); docs/AUTOENCODER.md
+    /// compares them.
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     backend: Backend,
 }
@@ -113,6 +118,14 @@ struct TrainAutoencoderArgs {
 pub(crate) enum Backend {
     Flex,
     Ndarray,
+}
+
+impl Backend {
+    /// The faster backend for the DiT (docs/MODEL_CARD.md, "Backend") where the build has it.
+    #[cfg(feature = "ndarray")]
+    pub(crate) const FOR_DIT: Backend = Backend::Ndarray;
+    #[cfg(not(feature = "ndarray"))]
+    pub(crate) const FOR_DIT: Backend = Backend::Flex;
 }
 
 #[derive(Args)]
@@ -290,7 +303,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let started = Instant::now();
     let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
     let device = Default::default();
-    let models = writer::Models::<burn::backend::Flex>::load(&assets, &device)?;
+    let models = writer::Models::<writer::CpuBackend>::load(&assets, &device)?;
     let settings = writer::WriterSettings {
         sampler: SamplerSettings {
             steps: args.steps as usize,
@@ -504,6 +517,7 @@ fn run_train(command: TrainCommand) -> Result<()> {
     let args = match command {
         TrainCommand::Autoencoder(args) => args,
         TrainCommand::Dit(args) => return train_dit::run(args),
+        TrainCommand::Calibrate(args) => return calibrate::run(args),
     };
     let config = AutoencoderTrainingConfig::new(
         BarAutoencoderConfig::new().with_latent_dim(args.latent_dim),
@@ -542,8 +556,8 @@ fn run_train(command: TrainCommand) -> Result<()> {
         )?,
         #[cfg(not(feature = "ndarray"))]
         Backend::Ndarray => bail!(
-            "this refrain was built without the ndarray backend; rebuild with \
-             `cargo build --release -p refrain --features ndarray`, or use --backend flex"
+            "this refrain was built without the ndarray backend; rebuild with default features, or \
+             use --backend flex"
         ),
     };
     let f1 = summary

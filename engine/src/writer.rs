@@ -12,6 +12,7 @@ use crate::compose::LeadSheet;
 use crate::compose::SongRng;
 use crate::compose::arranger::{choose_band, make_monophonic};
 use crate::generate::{ModelEntry, sha256_hex};
+use crate::model::autoencoder::{ONSET, PLANES};
 use crate::model::conditions::{BarConditions, SongConditions, bar_conditions};
 use crate::model::sampler::{
     FlowSampler, Sampler, SamplerSettings, StepView, Window, window_noise,
@@ -22,6 +23,10 @@ use crate::plan::{Plan, stage_rng};
 use crate::planes::planes_to_notes;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
+
+/// The CPU backend generation runs on: flex, with its SIMD kernels and threads, measured
+/// fastest for sampling on these cores (ndarray trains the DiT faster; docs/PERFORMANCE.md).
+pub type CpuBackend = burn::backend::Flex;
 
 /// File names of the shipped weights inside an assets folder.
 pub const AUTOENCODER_FILE: &str = "autoencoder.safetensors";
@@ -91,6 +96,52 @@ impl<B: Backend> Models<B> {
             entries,
             device: device.clone(),
         })
+    }
+}
+
+impl<B: Backend> Models<B> {
+    /// The autoencoder's plane logits `[tokens, 3, rows, steps]` for normalised DiT tokens
+    /// (stems cycling in `Stem::ALL` order), before any calibration.
+    pub fn decode_logits(&self, mut tokens: Vec<f32>) -> Tensor<B, 4> {
+        let stems = Stem::ALL.len();
+        let latent = self.dit_config.latent_dim;
+        let count = tokens.len() / latent;
+        self.dit_config.denormalise(&mut tokens);
+        let stem_ids: Vec<i64> = (0..count).map(|i| (i % stems) as i64).collect();
+        self.autoencoder.decode(
+            Tensor::from_data(TensorData::new(tokens, [count, latent]), &self.device),
+            Tensor::from_data(TensorData::new(stem_ids, [count]), &self.device),
+        )
+    }
+
+    /// Decodes normalised DiT tokens (each `latent_dim` long, stems cycling in `Stem::ALL`
+    /// order) to plane values for [`BarGrid::read_planes`](crate::model::BarGrid), with the
+    /// DiT's onset calibration applied.
+    pub fn decode_tokens(&self, tokens: Vec<f32>) -> Result<Vec<f32>, Error> {
+        let stems = Stem::ALL.len();
+        let count = tokens.len() / self.dit_config.latent_dim;
+        let mut logits = self.decode_logits(tokens);
+        if !self.dit_config.onset_shift.is_empty() {
+            // Only the onset plane moves.
+            let shifts: Vec<f32> = (0..count)
+                .flat_map(|i| {
+                    let mut shift = [0.0; PLANES];
+                    shift[ONSET] = self.dit_config.onset_shift_of(i % stems);
+                    shift
+                })
+                .collect();
+            logits = logits
+                + Tensor::<B, 1>::from_data(
+                    TensorData::new(shifts, [count * PLANES]),
+                    &self.device,
+                )
+                .reshape([count, PLANES, 1, 1]);
+        }
+        self.autoencoder
+            .values_from_logits(logits)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| Error::Model(format!("reading decoded planes: {e:?}")))
     }
 }
 
@@ -268,23 +319,11 @@ pub fn decode_song<B: Backend>(
     models: &Models<B>,
     plan: &Plan,
     sheet: &LeadSheet,
-    mut tokens: Vec<f32>,
+    tokens: Vec<f32>,
 ) -> Result<Song, Error> {
     let stems = Stem::ALL.len();
-    let latent = models.dit_config.latent_dim;
-    let count = tokens.len() / latent;
-    models.dit_config.denormalise(&mut tokens);
+    let values = models.decode_tokens(tokens)?;
     let grid = models.autoencoder_config.grid();
-    let stem_ids: Vec<i64> = (0..count).map(|i| (i % stems) as i64).collect();
-    let values = models
-        .autoencoder
-        .decode_values(
-            Tensor::from_data(TensorData::new(tokens, [count, latent]), &models.device),
-            Tensor::from_data(TensorData::new(stem_ids, [count]), &models.device),
-        )
-        .into_data()
-        .to_vec::<f32>()
-        .map_err(|e| Error::Model(format!("reading decoded planes: {e:?}")))?;
     let mut band_rng: SongRng = stage_rng(plan.seed, "band");
     let band = choose_band(plan.style, &mut band_rng);
     let mut tracks = Vec::new();
@@ -321,7 +360,7 @@ pub fn decode_song<B: Backend>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::plan::{Request, lead_sheet, plan};
     use crate::planes::notes_to_planes;
@@ -329,7 +368,7 @@ mod tests {
     use rand::SeedableRng;
 
     /// Untrained small models: enough to check the plumbing, not the music.
-    fn tiny_models() -> Models<Flex> {
+    pub(crate) fn tiny_models() -> Models<Flex> {
         let device = Default::default();
         let autoencoder_config = BarAutoencoderConfig::new()
             .with_latent_dim(8)

@@ -115,3 +115,61 @@ fn training_on_a_folder_that_is_not_a_dataset_fails_in_words() {
     assert!(stderr.contains("manifest.json"), "{stderr}");
     assert!(!stderr.contains("panicked"));
 }
+
+#[test]
+fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
+    use burn::backend::Flex;
+    use refrain_engine::model::Dit;
+    use refrain_engine::writer::{AUTOENCODER_FILE, DIT_FILE};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    small_dataset(&data);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let assets = dir.path().join("assets");
+    std::fs::create_dir(&assets).unwrap();
+    for file in [AUTOENCODER_FILE, DIT_FILE] {
+        std::fs::copy(shipped.join(file), assets.join(file)).unwrap();
+    }
+    let (data, assets_arg) = (data.to_str().unwrap(), assets.to_str().unwrap());
+
+    let refused = refrain(&[
+        "train",
+        "calibrate",
+        "--data",
+        data,
+        "--assets",
+        assets_arg,
+        "--windows",
+        "0",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--windows"), "{stderr}");
+
+    let result = refrain(&[
+        "train",
+        "calibrate",
+        "--data",
+        data,
+        "--assets",
+        assets_arg,
+        "--windows",
+        "8",
+        "--window-bars",
+        "4",
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        stdout.contains("lead") && stdout.contains("held-out"),
+        "{stdout}"
+    );
+    let (config, _) =
+        Dit::<Flex>::load_safetensors(&assets.join(DIT_FILE), &Default::default()).unwrap();
+    assert_eq!(config.onset_shift.len(), 5);
+    assert!(config.onset_shift.iter().all(|s| s.is_finite()));
+    let left: Vec<_> = std::fs::read_dir(&assets).unwrap().collect();
+    assert_eq!(left.len(), 2, "no partial file left behind");
+}

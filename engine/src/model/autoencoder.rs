@@ -259,25 +259,7 @@ impl<B: Backend> BarAutoencoder<B> {
         path: &Path,
         device: &B::Device,
     ) -> Result<(BarAutoencoderConfig, BarAutoencoder<B>), Error> {
-        let json = super::safetensors_metadata(path, "bar-autoencoder")?;
-        // Fields added since a file was written take their defaults.
-        let unreadable = |e: serde_json::Error| {
-            Error::Model(format!(
-                "{} has an unreadable autoencoder config: {e}",
-                path.display()
-            ))
-        };
-        let mut merged = serde_json::to_value(BarAutoencoderConfig::new()).map_err(unreadable)?;
-        let found: serde_json::Value = serde_json::from_str(&json).map_err(unreadable)?;
-        if let (Some(merged), Some(found)) = (merged.as_object_mut(), found.as_object()) {
-            merged.extend(found.clone());
-        }
-        let config: BarAutoencoderConfig = serde_json::from_value(merged).map_err(|e| {
-            Error::Model(format!(
-                "{} has an unreadable autoencoder config: {e}",
-                path.display()
-            ))
-        })?;
+        let config = super::read_config(path, "bar-autoencoder", BarAutoencoderConfig::new())?;
         let model = Self::load_safetensors(&config, path, device)?;
         Ok((config, model))
     }

@@ -59,6 +59,12 @@ pub struct DitConfig {
     pub latent_mean: Vec<f32>,
     #[config(default = "Vec::new()")]
     pub latent_std: Vec<f32>,
+    /// Per stem (in `Stem::ALL` order), what is added to the decoder's onset logits when
+    /// decoding this DiT's samples, fitted by `refrain train calibrate` so sampled bars carry
+    /// as many notes as real ones (the decoder alone is calibrated on real latents). Empty
+    /// means none.
+    #[config(default = "Vec::new()")]
+    pub onset_shift: Vec<f32>,
 }
 
 impl DitConfig {
@@ -143,7 +149,18 @@ impl DitConfig {
         {
             return bad("latent statistics must have latent_dim finite entries, std > 0".into());
         }
+        if !self.onset_shift.is_empty()
+            && (self.onset_shift.len() != self.stems
+                || self.onset_shift.iter().any(|s| !s.is_finite()))
+        {
+            return bad("onset_shift must have one finite entry per stem".into());
+        }
         Ok(())
+    }
+
+    /// The onset logit shift for stem number `stem` (0 when not calibrated).
+    pub fn onset_shift_of(&self, stem: usize) -> f32 {
+        self.onset_shift.get(stem).copied().unwrap_or(0.0)
     }
 
     /// `(latent - mean) / std` in place (identity when no statistics are set).
@@ -316,13 +333,7 @@ impl<B: Backend> Dit<B> {
     /// Loads a file written by [`Self::save_safetensors`]: config from its metadata, then
     /// the weights.
     pub fn load_safetensors(path: &Path, device: &B::Device) -> Result<(DitConfig, Dit<B>), Error> {
-        let config_json = super::safetensors_metadata(path, "dit")?;
-        let config: DitConfig = serde_json::from_str(&config_json).map_err(|e| {
-            Error::Model(format!(
-                "{} has an unreadable DiT config: {e}",
-                path.display()
-            ))
-        })?;
+        let config = super::read_config(path, "dit", DitConfig::new())?;
         config.validate()?;
         let mut model = config.init_shape::<B>(device);
         let mut store = SafetensorsStore::from_file(path);

@@ -47,3 +47,25 @@ pub fn safetensors_metadata(path: &Path, model: &str) -> Result<String, Error> {
         .map(str::to_string)
         .ok_or_else(|| unreadable("has no refrain.config metadata".into()))
 }
+
+/// The config stored in a safetensors file written by one of our models: the
+/// `refrain.config` metadata read over `defaults`, so fields added since the file was written
+/// take their default values.
+pub(crate) fn read_config<C>(path: &Path, model: &str, defaults: C) -> Result<C, Error>
+where
+    C: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let json = safetensors_metadata(path, model)?;
+    let unreadable = |e: serde_json::Error| {
+        Error::Model(format!(
+            "{} has an unreadable {model} config: {e}",
+            path.display()
+        ))
+    };
+    let mut merged = serde_json::to_value(defaults).map_err(unreadable)?;
+    let found: serde_json::Value = serde_json::from_str(&json).map_err(unreadable)?;
+    if let (Some(merged), Some(found)) = (merged.as_object_mut(), found.as_object()) {
+        merged.extend(found.clone());
+    }
+    serde_json::from_value(merged).map_err(unreadable)
+}

@@ -6,6 +6,7 @@
 //! any step is a function of (seed, step), and a checkpoint carries everything the loop
 //! needs, so stopping and resuming gives the same weights as running straight through.
 
+pub mod calibrate;
 pub mod checkpoint;
 pub mod data;
 pub mod dit;

@@ -1,0 +1,131 @@
+//! `refrain train calibrate`: fits the onset shift per stem that makes the DiT's sampled bars
+//! decode to as many notes as real bars (engine::train::calibrate), on training windows,
+//! reports it on held-out windows too, and stores it in the DiT file's config.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use refrain_engine::dataset::Split;
+use refrain_engine::model::sampler::SamplerSettings;
+use refrain_engine::train::calibrate::{
+    StemCalibration, WindowDraw, fit_onset_shift, sample_onset_logits,
+};
+use refrain_engine::train::latents::LatentSet;
+use refrain_engine::writer::{self, CpuBackend, DIT_FILE, Models};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Dataset folder made by `refrain dataset build` (the one the models were trained on).
+    #[arg(long)]
+    data: PathBuf,
+    /// Folder holding autoencoder.safetensors and dit.safetensors; dit.safetensors is
+    /// rewritten with the fitted shifts (weights unchanged) [default: the shipped assets].
+    #[arg(long)]
+    assets: Option<PathBuf>,
+    /// Windows sampled from the training pieces to fit on (as many again from held-out
+    /// pieces to check).
+    #[arg(long, default_value_t = 512)]
+    windows: usize,
+    /// Bars per window.
+    #[arg(long, default_value_t = 8)]
+    window_bars: usize,
+    /// Seed of the window choice and the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the report here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(args: CalibrateArgs) -> Result<()> {
+    if args.windows == 0 || args.window_bars == 0 {
+        anyhow::bail!("--windows and --window-bars must be at least 1");
+    }
+    let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
+    let device = Default::default();
+    let mut models = Models::<CpuBackend>::load(&assets, &device)?;
+    if args.window_bars > models.dit_config.max_bars {
+        anyhow::bail!(
+            "--window-bars {} is longer than the DiT's {} bars",
+            args.window_bars,
+            models.dit_config.max_bars
+        );
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("encoding {pos} pieces ({per_sec}, {elapsed})")
+            .expect("static template"),
+    );
+    let set = LatentSet::read(
+        &args.data,
+        &models.autoencoder,
+        &models.autoencoder_config,
+        &device,
+        &mut |done| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    let sampler = SamplerSettings::default();
+    let bar = ProgressBar::new(2 * args.windows as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} windows sampled ({eta})")
+            .expect("static template"),
+    );
+    let sample = |split, offset: u64| {
+        let draw = WindowDraw {
+            split,
+            windows: args.windows,
+            bars: args.window_bars,
+            seed: args.seed,
+        };
+        sample_onset_logits(&models, &set, draw, sampler, &mut |done| {
+            bar.set_position(offset + done as u64)
+        })
+    };
+    let train = sample(Split::Train, 0)?;
+    let held_out = sample(Split::Validation, args.windows as u64)?;
+    bar.finish_and_clear();
+    let threshold = models.autoencoder_config.onset_logit_offset;
+    let report = fit_onset_shift(&train, &held_out, threshold);
+    print_report(&report, args.windows, args.window_bars);
+
+    models.dit_config.onset_shift = report.iter().map(|s| s.shift).collect();
+    let path = assets.join(DIT_FILE);
+    // Written beside, then renamed: a failure leaves the old file whole.
+    let partial = assets.join(format!("{DIT_FILE}.partial"));
+    models
+        .dit
+        .save_safetensors(&models.dit_config, &partial)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &path).with_context(|| format!("replacing {}", path.display()))?;
+    eprintln!("stored the shifts in {}", path.display());
+    if let Some(json) = args.json {
+        std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", json.display()))?;
+    }
+    Ok(())
+}
+
+fn print_report(report: &[StemCalibration], windows: usize, bars: usize) {
+    println!(
+        "onsets per bar, {windows} windows of {bars} bars each side (sampled: 8 Euler steps, \
+         nothing given as context)"
+    );
+    println!(
+        "{:<8} {:>6} | {:>6} {:>8} {:>10} | {:>8} {:>8} {:>10}",
+        "stem", "shift", "train", "sampled", "calibrated", "held-out", "sampled", "calibrated"
+    );
+    for s in report {
+        println!(
+            "{:<8} {:>6.3} | {:>6.2} {:>8.2} {:>10.2} | {:>8.2} {:>8.2} {:>10.2}",
+            s.stem,
+            s.shift,
+            s.train_real,
+            s.train_sampled,
+            s.train_calibrated,
+            s.held_out_real,
+            s.held_out_sampled,
+            s.held_out_calibrated
+        );
+    }
+}

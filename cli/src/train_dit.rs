@@ -140,6 +140,12 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
         summary.steps,
         args.out.join(DIT_WEIGHTS_FILE).display()
     );
+    eprintln!(
+        "to use it: copy it beside {} into an assets folder, then run `refrain train calibrate \
+         --data {} --assets THAT_FOLDER` so its samples decode to real note density",
+        args.autoencoder.display(),
+        args.data.display()
+    );
     Ok(())
 }
 

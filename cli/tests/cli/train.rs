@@ -133,32 +133,18 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     }
     let (data, assets_arg) = (data.to_str().unwrap(), assets.to_str().unwrap());
 
-    let refused = refrain(&[
-        "train",
-        "calibrate",
-        "--data",
-        data,
-        "--assets",
-        assets_arg,
-        "--windows",
-        "0",
-    ]);
+    let calibrate = |more: &[&str]| {
+        let mut args = vec!["train", "calibrate", "--data", data, "--assets", assets_arg];
+        args.extend_from_slice(more);
+        refrain(&args)
+    };
+
+    let refused = calibrate(&["--windows", "0"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--windows"), "{stderr}");
 
-    let result = refrain(&[
-        "train",
-        "calibrate",
-        "--data",
-        data,
-        "--assets",
-        assets_arg,
-        "--windows",
-        "8",
-        "--window-bars",
-        "4",
-    ]);
+    let result = calibrate(&["--windows", "8", "--window-bars", "4"]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&result.stdout);

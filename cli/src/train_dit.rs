@@ -51,6 +51,10 @@ pub struct TrainDitArgs {
     /// Write a checkpoint every N steps.
     #[arg(long, default_value_t = 250)]
     checkpoint_every: u64,
+    /// Draw windows of the project's own songs (whose harmony is the planner's) this many
+    /// times as often as the arranged tunes' windows; may change on --resume.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    own_song_repeat: u64,
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
@@ -109,7 +113,8 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
     .with_seed(args.seed)
     .with_learning_rate(args.learning_rate)
     .with_eval_every(args.eval_every)
-    .with_checkpoint_every(args.checkpoint_every);
+    .with_checkpoint_every(args.checkpoint_every)
+    .with_own_song_repeat(args.own_song_repeat);
     let summary = match args.backend {
         crate::Backend::Flex => {
             train_on::<burn::backend::Autodiff<burn::backend::Flex>>(&config, &set, &ae_sha, &args)?

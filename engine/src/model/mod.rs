@@ -56,16 +56,56 @@ where
     C: serde::Serialize + serde::de::DeserializeOwned,
 {
     let json = safetensors_metadata(path, model)?;
-    let unreadable = |e: serde_json::Error| {
+    json_over(&defaults, &json).map_err(|e| {
         Error::Model(format!(
             "{} has an unreadable {model} config: {e}",
             path.display()
         ))
-    };
-    let mut merged = serde_json::to_value(defaults).map_err(unreadable)?;
-    let found: serde_json::Value = serde_json::from_str(&json).map_err(unreadable)?;
-    if let (Some(merged), Some(found)) = (merged.as_object_mut(), found.as_object()) {
-        merged.extend(found.clone());
+    })
+}
+
+/// `json` read over `base`: fields `json` lacks, at any depth, keep `base`'s values.
+pub(crate) fn json_over<C>(base: &C, json: &str) -> Result<C, serde_json::Error>
+where
+    C: serde::Serialize + serde::de::DeserializeOwned,
+{
+    fn merge(into: &mut serde_json::Value, found: serde_json::Value) {
+        match (into, found) {
+            (serde_json::Value::Object(into), serde_json::Value::Object(found)) => {
+                for (key, value) in found {
+                    match into.get_mut(&key) {
+                        Some(slot) => merge(slot, value),
+                        None => {
+                            into.insert(key, value);
+                        }
+                    }
+                }
+            }
+            (into, found) => *into = found,
+        }
     }
-    serde_json::from_value(merged).map_err(unreadable)
+    let mut merged = serde_json::to_value(base)?;
+    merge(&mut merged, serde_json::from_str(json)?);
+    serde_json::from_value(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_over_keeps_the_base_where_the_json_is_silent_at_any_depth() {
+        let base = DitConfig::new().with_onset_shift(vec![1.0; 5]);
+        let old = r#"{"latent_dim": 32, "d_model": 64}"#;
+        let read: DitConfig = json_over(&base, old).unwrap();
+        assert_eq!((read.latent_dim, read.d_model), (32, 64));
+        assert_eq!(read.onset_shift, vec![1.0; 5]);
+        let nested = serde_json::json!({ "outer": { "a": 1, "b": 2 }, "c": 3 });
+        let read: serde_json::Value = json_over(&nested, r#"{"outer": {"a": 5}}"#).unwrap();
+        assert_eq!(
+            read,
+            serde_json::json!({ "outer": { "a": 5, "b": 2 }, "c": 3 })
+        );
+        assert!(json_over(&base, "not json").is_err());
+    }
 }

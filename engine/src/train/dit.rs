@@ -4,7 +4,10 @@
 //! log, checkpoints and exact resume (a batch is a function of (seed, step)).
 
 use super::checkpoint::{self, ModelOptimizer};
-use super::latents::{LatentSet, MaskingConfig, WindowBatch, cumulative_windows, training_batch};
+use super::latents::{
+    LatentSet, MaskingConfig, WindowBatch, cumulative_windows, training_batch,
+    weighted_cumulative_windows,
+};
 use super::{open_log, start_or_resume, warmup_cosine, write_json};
 use crate::Error;
 use crate::dataset::Split;
@@ -53,12 +56,19 @@ pub struct DitTrainingConfig {
     pub checkpoint_every: u64,
     #[config(default = 2)]
     pub keep_checkpoints: usize,
+    /// Training windows of the project's own songs (whose harmony is the planner's) are
+    /// drawn this many times as often as the arranged tunes' windows.
+    #[config(default = 1)]
+    pub own_song_repeat: u64,
 }
 
 impl DitTrainingConfig {
+    /// Whether a run saved with `saved` may continue under `self`: only the length and the
+    /// own-song weighting may change.
     fn resumes(&self, saved: &DitTrainingConfig) -> bool {
         let mut saved = saved.clone();
         saved.steps = self.steps;
+        saved.own_song_repeat = self.own_song_repeat;
         saved == *self
     }
 }
@@ -303,7 +313,8 @@ pub fn train_dit<B: AutodiffBackend>(
             config.window_bars
         )));
     }
-    let cumulative = cumulative_windows(set, &candidates, config.window_bars);
+    let cumulative =
+        weighted_cumulative_windows(set, &candidates, config.window_bars, config.own_song_repeat);
     let eval_batches = evaluation_batches(set, config)?;
     let stem_means = set.stem_means(&config.model);
     let (mut model, mut optimizer, mut state) = start_or_resume(

@@ -25,6 +25,8 @@ pub struct LatentPiece {
     pub id: String,
     pub split: Split,
     pub style: Style,
+    /// One of the project's own songs (source `own/...`), written with the planner's harmony.
+    pub own_song: bool,
     pub song: SongConditions,
     pub bars: Vec<BarConditions>,
     /// `bars * stems * latent_dim`, bar-major, raw (not normalised).
@@ -98,6 +100,7 @@ impl LatentSet {
                 id: piece.id.clone(),
                 split: piece.split,
                 style: piece.style,
+                own_song: piece.source.starts_with("own/"),
                 song: SongConditions::new(
                     piece.style,
                     piece.mood,
@@ -359,7 +362,8 @@ pub fn training_batch(
         let slot = cumulative.partition_point(|&c| c <= pick);
         let piece = candidates[slot];
         let before = if slot == 0 { 0 } else { cumulative[slot - 1] };
-        let start = (pick - before) as usize;
+        let in_piece = (set.pieces[piece].bars.len() + 1 - bars) as u64;
+        let start = ((pick - before) % in_piece) as usize;
         let generate = draw_mask(&mut rng, masking, bars, set.stems);
         let (window, clean) = window_of(set, config, piece, start, bars, generate);
         let drop_song = rng.random_bool(masking.drop_song);
@@ -382,11 +386,28 @@ pub fn training_batch(
 
 /// Cumulative window counts of `candidates` for [`training_batch`].
 pub fn cumulative_windows(set: &LatentSet, candidates: &[usize], bars: usize) -> Vec<u64> {
+    weighted_cumulative_windows(set, candidates, bars, 1)
+}
+
+/// As [`cumulative_windows`], with the windows of the project's own songs counted
+/// `own_song_repeat` times (so drawn that many times as often).
+pub fn weighted_cumulative_windows(
+    set: &LatentSet,
+    candidates: &[usize],
+    bars: usize,
+    own_song_repeat: u64,
+) -> Vec<u64> {
     let mut total = 0u64;
     candidates
         .iter()
         .map(|&i| {
-            total += (set.pieces[i].bars.len() + 1 - bars) as u64;
+            let piece = &set.pieces[i];
+            let repeat = if piece.own_song {
+                own_song_repeat.max(1)
+            } else {
+                1
+            };
+            total += (piece.bars.len() + 1 - bars) as u64 * repeat;
             total
         })
         .collect()
@@ -395,6 +416,73 @@ pub fn cumulative_windows(set: &LatentSet, candidates: &[usize], bars: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_songs_are_drawn_more_often_and_every_drawn_window_fits_its_piece() {
+        let latent_dim = 2;
+        let bar = BarConditions {
+            section: 0,
+            bar_in_section: 0,
+            bars_to_end: 0,
+            energy: 0,
+            song_position: 0,
+            roots: [0; 4],
+            qualities: [0; 4],
+        };
+        // Piece p's latents count up from 1000 p, so a window tells where it came from.
+        let piece = |p: usize, bars: usize, own_song: bool| LatentPiece {
+            id: format!("{p}"),
+            split: Split::Train,
+            style: Style::Lofi,
+            own_song,
+            song: SongConditions::new(
+                Style::Lofi,
+                crate::music::Mood::ALL[0],
+                crate::music::Key::new(0, crate::music::Mode::ALL[0]),
+                crate::music::Meter::FourFour,
+                90.0,
+            ),
+            bars: vec![bar; bars],
+            latents: (0..bars * 5 * latent_dim)
+                .map(|i| (1000 * p + i) as f32)
+                .collect(),
+        };
+        let set = LatentSet {
+            pieces: vec![piece(0, 10, false), piece(1, 6, true), piece(2, 4, false)],
+            latent_dim,
+            stems: 5,
+            manifest_sha256: String::new(),
+        };
+        let candidates = [0, 1, 2];
+        assert_eq!(cumulative_windows(&set, &candidates, 4), vec![7, 10, 11]);
+        let weighted = weighted_cumulative_windows(&set, &candidates, 4, 5);
+        assert_eq!(weighted, vec![7, 22, 23]);
+        // Every draw, however weighted, is a real window of its piece.
+        let config = DitConfig::new().with_latent_dim(latent_dim);
+        let masking = MaskingConfig::default();
+        let mut own_windows = 0;
+        for step in 0..40 {
+            let batch = training_batch(
+                &set,
+                &config,
+                &masking,
+                &candidates,
+                &weighted,
+                0,
+                step,
+                4,
+                4,
+            );
+            for window in batch.clean.chunks(4 * 5 * latent_dim) {
+                let (owner, first) = (window[0] as usize / 1000, window[0] as usize % 1000);
+                assert_eq!(first % (5 * latent_dim), 0);
+                assert!(first / (5 * latent_dim) + 4 <= set.pieces[owner].bars.len());
+                own_windows += usize::from(owner == 1);
+            }
+        }
+        // 15 of 23 weighted windows belong to the own song: about 65 % of 160 draws.
+        assert!((80..130).contains(&own_windows), "{own_windows}");
+    }
 
     #[test]
     fn masks_cover_every_kind_and_always_leave_something_to_generate() {

@@ -283,7 +283,10 @@ where
     };
     let started = match (resume, checkpoint::latest(out)?) {
         (true, Some(path)) => {
-            let saved = C::load(&config_path)
+            // Fields added since the run started take this run's values.
+            let saved: C = fs::read_to_string(&config_path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| crate::model::json_over(config, &text).map_err(|e| e.to_string()))
                 .map_err(|e| Error::Model(format!("reading {}: {e}", config_path.display())))?;
             if !compatible(config, &saved) {
                 return Err(Error::Model(format!(

@@ -12,10 +12,10 @@ use crate::model::autoencoder::ONSET;
 use crate::model::sampler::{FlowSampler, Sampler, SamplerSettings, window_noise};
 use crate::music::{Meter, Stem};
 use crate::planes::BarPlanes;
-use crate::train::latents::{LatentSet, cumulative_windows, window_of};
+use crate::train::latents::{LatentSet, cumulative_windows, draw_window, window_of};
 use crate::writer::Models;
 use burn::prelude::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
@@ -63,15 +63,9 @@ pub fn sample_onset_logits<B: Backend>(
         )));
     }
     let cumulative = cumulative_windows(set, &candidates, window_bars);
-    let total = *cumulative.last().unwrap_or(&1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let picks: Vec<(usize, usize)> = (0..windows)
-        .map(|_| {
-            let pick = rng.random_range(0..total);
-            let slot = cumulative.partition_point(|&c| c <= pick);
-            let before = if slot == 0 { 0 } else { cumulative[slot - 1] };
-            (candidates[slot], (pick - before) as usize)
-        })
+        .map(|_| draw_window(&mut rng, set, &candidates, &cumulative, window_bars))
         .collect();
     let stems = set.stems;
     let flow = FlowSampler::new(sampler);

@@ -345,7 +345,6 @@ pub fn training_batch(
     bars: usize,
 ) -> WindowBatch {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let total = *cumulative.last().unwrap_or(&1);
     let tokens = bars * set.stems;
     let mut batch = WindowBatch {
         windows,
@@ -358,12 +357,7 @@ pub fn training_batch(
         song_fields: Vec::with_capacity(windows),
     };
     for _ in 0..windows {
-        let pick = rng.random_range(0..total);
-        let slot = cumulative.partition_point(|&c| c <= pick);
-        let piece = candidates[slot];
-        let before = if slot == 0 { 0 } else { cumulative[slot - 1] };
-        let in_piece = (set.pieces[piece].bars.len() + 1 - bars) as u64;
-        let start = ((pick - before) % in_piece) as usize;
+        let (piece, start) = draw_window(&mut rng, set, candidates, cumulative, bars);
         let generate = draw_mask(&mut rng, masking, bars, set.stems);
         let (window, clean) = window_of(set, config, piece, start, bars, generate);
         let drop_song = rng.random_bool(masking.drop_song);
@@ -382,6 +376,24 @@ pub fn training_batch(
         }
     }
     batch
+}
+
+/// One window drawn in proportion to `cumulative` (from [`cumulative_windows`] or
+/// [`weighted_cumulative_windows`] over `candidates`): its piece and first bar.
+pub fn draw_window(
+    rng: &mut ChaCha8Rng,
+    set: &LatentSet,
+    candidates: &[usize],
+    cumulative: &[u64],
+    bars: usize,
+) -> (usize, usize) {
+    let pick = rng.random_range(0..*cumulative.last().unwrap_or(&1));
+    let slot = cumulative.partition_point(|&c| c <= pick);
+    let piece = candidates[slot];
+    let before = if slot == 0 { 0 } else { cumulative[slot - 1] };
+    // A weighted piece's windows are counted several times over; each count is a real window.
+    let in_piece = (set.pieces[piece].bars.len() + 1 - bars) as u64;
+    (piece, ((pick - before) % in_piece) as usize)
 }
 
 /// Cumulative window counts of `candidates` for [`training_batch`].

@@ -8,6 +8,7 @@
 
 pub mod compose;
 pub mod corpus;
+pub mod critic;
 pub mod dataset;
 pub mod generate;
 pub mod harmony;
@@ -18,6 +19,7 @@ pub mod music;
 pub mod plan;
 pub mod planes;
 pub mod prompt;
+pub mod reasoning;
 pub mod render;
 #[cfg(feature = "train")]
 pub mod train;

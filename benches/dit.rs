@@ -15,7 +15,8 @@ use refrain_engine::compose::LeadSheet;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::Style;
 use refrain_engine::plan::{self, Plan, Request};
-use refrain_engine::writer::{self, Models, NoObserver, WriterSettings};
+use refrain_engine::reasoning::Thinking;
+use refrain_engine::writer::{self, Models, WriterSettings};
 use std::hint::black_box;
 
 fn bench_song<B: Backend>(
@@ -38,7 +39,7 @@ fn bench_song<B: Backend>(
         format!("sample 3-minute song ({} bars), {name}", plan.bars),
         |b| {
             b.iter(|| {
-                writer::write_song(&models, black_box(plan), sheet, &settings, &mut NoObserver)
+                writer::write_song(&models, black_box(plan), sheet, &settings, &mut Thinking::none())
                     .expect("writes")
             })
         },

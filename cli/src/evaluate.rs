@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use refrain_engine::reasoning::Thinking;
 use refrain_engine::dataset::{self, Split};
 use refrain_engine::generate;
 use refrain_engine::midi::{read_midi, write_midi};
@@ -230,7 +231,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         let style = Style::ALL[index % Style::ALL.len()];
         let request = evaluation_request(index, style);
         let started = Instant::now();
-        let generation = generate::generate(&request, &models, &settings, &options)
+        let generation = generate::generate(&request, &models, &settings, &mut Thinking::none(), &options)
             .with_context(|| format!("generating evaluation song {index}"))?;
         times.push(started.elapsed().as_secs_f64());
         let back = read_midi(&write_midi(&generation.song))?;
@@ -268,7 +269,8 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
             seed,
             ..Request::default()
         };
-        let (_, song, _) = generate::compose(&request, &models, &settings)?;
+        let (_, written) = generate::compose(&request, &models, &settings, &mut Thinking::none())?;
+        let song = written.song;
         bars_by_seed.push(lead_bars(&song));
         bar.inc(1);
     }

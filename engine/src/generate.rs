@@ -11,7 +11,8 @@ use crate::midi;
 use crate::music::Song;
 use crate::plan::{self, Plan, Request, stage_rng};
 use crate::render::{self, RenderOptions, RenderedSong};
-use crate::writer::{self, Models, NoObserver, SegmentRecord, WriterSettings};
+use crate::reasoning::{Thinking, TraceEvent};
+use crate::writer::{self, Models, SegmentRecord, WriterSettings};
 use burn::prelude::Backend;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -33,22 +34,13 @@ pub struct Generation {
     pub song: Song,
     /// How each segment was written.
     pub segments: Vec<SegmentRecord>,
+    /// Every decision of the reasoning loop (trace.jsonl).
+    pub trace: Vec<TraceEvent>,
     /// The weights used, with their hashes.
     pub models: Vec<ModelEntry>,
     pub rendered: RenderedSong,
     pub frames: u64,
     pub render_options: RenderOptions,
-}
-
-/// One line of trace.jsonl.
-#[derive(Debug, Serialize)]
-pub struct TraceLine {
-    pub segment: usize,
-    pub section: String,
-    pub bars: [u32; 2],
-    pub attempt: u32,
-    pub decision: &'static str,
-    pub reason: String,
 }
 
 /// Where one part of the output came from and under which licence.
@@ -121,17 +113,17 @@ pub fn arrange_request(request: &Request) -> Result<(Plan, Song), Error> {
     Ok((plan, song))
 }
 
-/// Plans a request and writes every stem with the models: the plan, the song and how each
-/// segment was written.
+/// Plans a request and writes every stem with the models, thinking as `thinking` says.
 pub fn compose<B: Backend>(
     request: &Request,
     models: &Models<B>,
     settings: &WriterSettings,
-) -> Result<(Plan, Song, Vec<SegmentRecord>), Error> {
+    thinking: &mut Thinking<'_>,
+) -> Result<(Plan, writer::Written), Error> {
     let mut plan = plan::plan(request)?;
     let sheet = plan::lead_sheet(&mut plan);
-    let written = writer::write_song(models, &plan, &sheet, settings, &mut NoObserver)?;
-    Ok((plan, written.song, written.segments))
+    let written = writer::write_song(models, &plan, &sheet, settings, thinking)?;
+    Ok((plan, written))
 }
 
 /// Plans, writes (with the models) and renders a request.
@@ -139,17 +131,26 @@ pub fn generate<B: Backend>(
     request: &Request,
     models: &Models<B>,
     settings: &WriterSettings,
+    thinking: &mut Thinking<'_>,
     render_options: &RenderOptions,
 ) -> Result<Generation, Error> {
-    let (plan, song, segments) = compose(request, models, settings)?;
+    let (plan, written) = compose(request, models, settings, thinking)?;
+    let song = written.song;
+    let mut model_entries = models.entries.clone();
+    if thinking.settings.use_critic
+        && let Some(critic) = &thinking.critic
+    {
+        model_entries.extend(critic.models());
+    }
     let frames = (plan.seconds * f64::from(render_options.sample_rate)).round() as u64;
     let rendered = render::render_song(&song, frames, render_options)?;
     Ok(Generation {
         request: request.clone(),
         plan,
         song,
-        segments,
-        models: models.entries.clone(),
+        segments: written.segments,
+        trace: written.trace,
+        models: model_entries,
         rendered,
         frames,
         render_options: render_options.clone(),
@@ -157,36 +158,6 @@ pub fn generate<B: Backend>(
 }
 
 impl Generation {
-    /// The decisions taken, one per segment (no critic yet: every first sample is kept).
-    pub fn trace(&self) -> Vec<TraceLine> {
-        self.segments
-            .iter()
-            .map(|record| {
-                let first = record.segment.writes.start;
-                let section = self
-                    .plan
-                    .sections
-                    .iter()
-                    .find(|s| first >= s.start_bar && first < s.end_bar())
-                    .map(|s| s.kind.name().to_string())
-                    .unwrap_or_default();
-                TraceLine {
-                    segment: record.segment.index,
-                    section,
-                    bars: [record.segment.writes.start, record.segment.writes.end],
-                    attempt: record.attempt,
-                    decision: "accept",
-                    reason: format!(
-                        "sampled by the DiT with {} model evaluations and {} clean context \
-                         bars; no critic yet, so the first sample is kept",
-                        record.evaluations,
-                        record.segment.window.len() - record.segment.writes.len()
-                    ),
-                }
-            })
-            .collect()
-    }
-
     fn licences(&self) -> Vec<LicenceEntry> {
         let mut entries = vec![LicenceEntry::new(
             "composition (plan, chords, melody, arrangement)".into(),
@@ -237,8 +208,8 @@ impl Generation {
         files.push(plan_path);
         let trace_path = dir.join("trace.jsonl");
         let mut trace = Vec::new();
-        for line in self.trace() {
-            trace.extend(serde_json::to_vec(&line).map_err(json_error)?);
+        for line in &self.trace {
+            trace.extend(serde_json::to_vec(line).map_err(json_error)?);
             trace.push(b'\n');
         }
         write_file(&trace_path, &trace)?;

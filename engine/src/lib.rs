@@ -11,6 +11,7 @@ pub mod corpus;
 pub mod critic;
 pub mod dataset;
 pub mod generate;
+pub mod guard;
 pub mod harmony;
 pub mod licence;
 pub mod midi;

@@ -14,12 +14,11 @@ use crate::compose::arranger::{choose_band, make_monophonic};
 use crate::generate::{ModelEntry, sha256_hex};
 use crate::model::autoencoder::{ONSET, PLANES};
 use crate::model::conditions::{BarConditions, SongConditions, bar_conditions};
-use crate::model::sampler::{
-    FlowSampler, Sampler, SamplerSettings, StepView, Window, window_noise,
-};
+use crate::model::sampler::{SamplerSettings, Window};
 use crate::model::{BarAutoencoder, BarAutoencoderConfig, Dit, DitConfig};
 use crate::music::{Song, Stem, StemTrack};
 use crate::plan::{Plan, stage_rng};
+use crate::reasoning::{self, Thinking, TraceEvent};
 use crate::planes::planes_to_notes;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
@@ -213,53 +212,71 @@ pub fn segments(bars: u32, looped: bool, settings: &WriterSettings) -> Vec<Segme
 #[derive(Clone, Debug, PartialEq)]
 pub struct SegmentRecord {
     pub segment: Segment,
+    /// The attempt whose candidate was kept.
     pub attempt: u32,
-    /// Model evaluations spent on it.
+    /// Model evaluations spent on it, every attempt and particle counted.
     pub evaluations: usize,
+    /// The critic's overall score of the kept candidate, when a critic judged it.
+    pub score: Option<f32>,
 }
-
-/// Watches the writer at work (the critic plugs in here).
-pub trait WriterObserver {
-    /// After each denoising step of a segment, with the predicted clean window.
-    fn on_step(&mut self, _segment: &Segment, _view: &StepView) {}
-}
-
-/// An observer that watches nothing.
-pub struct NoObserver;
-impl WriterObserver for NoObserver {}
 
 /// A written song and how it was made.
 pub struct Written {
     pub song: Song,
     pub segments: Vec<SegmentRecord>,
+    /// Every decision the reasoning loop took, in order.
+    pub trace: Vec<TraceEvent>,
 }
 
-/// Writes every stem of the planned song with the models. Deterministic in `plan.seed`.
-pub fn write_song<B: Backend>(
-    models: &Models<B>,
-    plan: &Plan,
-    sheet: &LeadSheet,
-    settings: &WriterSettings,
-    observer: &mut dyn WriterObserver,
-) -> Result<Written, Error> {
-    let stems = Stem::ALL.len();
-    let latent = models.dit_config.latent_dim;
-    if settings.window as usize > models.dit_config.max_bars {
-        return Err(Error::Model(format!(
-            "a window of {} bars is longer than the DiT's {}",
-            settings.window, models.dit_config.max_bars
-        )));
+/// Everything a segment is written from: the models, the plan and its lead sheet.
+pub struct SongContext<'a, B: Backend> {
+    pub models: &'a Models<B>,
+    pub plan: &'a Plan,
+    pub sheet: &'a LeadSheet,
+    pub settings: &'a WriterSettings,
+    pub song_conditions: SongConditions,
+    pub bar_conditions: Vec<BarConditions>,
+}
+
+impl<'a, B: Backend> SongContext<'a, B> {
+    pub fn new(
+        models: &'a Models<B>,
+        plan: &'a Plan,
+        sheet: &'a LeadSheet,
+        settings: &'a WriterSettings,
+    ) -> Result<Self, Error> {
+        if settings.window as usize > models.dit_config.max_bars {
+            return Err(Error::Model(format!(
+                "a window of {} bars is longer than the DiT's {}",
+                settings.window, models.dit_config.max_bars
+            )));
+        }
+        Ok(SongContext {
+            models,
+            plan,
+            sheet,
+            settings,
+            song_conditions: SongConditions::new(
+                plan.style,
+                plan.mood,
+                plan.key,
+                plan.meter,
+                plan.tempo_bpm,
+            ),
+            bar_conditions: bar_conditions(plan.meter, plan.bars, &sheet.sections, &sheet.chords),
+        })
     }
-    let song_conditions =
-        SongConditions::new(plan.style, plan.mood, plan.key, plan.meter, plan.tempo_bpm);
-    let bar_conditions: Vec<BarConditions> =
-        bar_conditions(plan.meter, plan.bars, &sheet.sections, &sheet.chords);
-    let per_bar = stems * latent;
-    // Normalised latents of every bar written so far.
-    let mut tokens = vec![0f32; plan.bars as usize * per_bar];
-    let sampler = FlowSampler::new(settings.sampler);
-    let mut records = Vec::new();
-    for segment in segments(plan.bars, plan.looped, settings) {
+
+    /// Normalised latent values per song bar (all stems).
+    pub fn per_bar(&self) -> usize {
+        Stem::ALL.len() * self.models.dit_config.latent_dim
+    }
+
+    /// The window to denoise for `segment`, with the song's `tokens` written so far as its
+    /// clean context.
+    pub fn window(&self, segment: &Segment, tokens: &[f32]) -> Window {
+        let stems = Stem::ALL.len();
+        let per_bar = self.per_bar();
         let mut context = Vec::with_capacity(segment.window.len() * per_bar);
         let mut generate = Vec::with_capacity(segment.window.len() * stems);
         for &bar in &segment.window {
@@ -267,50 +284,114 @@ pub fn write_song<B: Backend>(
             context.extend_from_slice(&tokens[at..at + per_bar]);
             generate.extend(std::iter::repeat_n(segment.writes.contains(&bar), stems));
         }
-        let window = Window {
-            song: song_conditions,
+        Window {
+            song: self.song_conditions,
             bars: segment
                 .window
                 .iter()
-                .map(|&b| bar_conditions[b as usize])
+                .map(|&b| self.bar_conditions[b as usize])
                 .collect(),
             stems,
             context,
             generate,
-        };
-        let noise = window_noise(
-            plan.seed,
-            segment.index as u64,
-            0,
-            0,
-            window.tokens() * latent,
-        );
-        let mut watch = |view: &StepView| observer.on_step(&segment, view);
-        let sample = sampler.sample(
-            &models.dit,
-            &models.dit_config,
-            std::slice::from_ref(&window),
-            &noise,
-            &models.device,
-            Some(&mut watch),
-        )?;
+        }
+    }
+
+    /// Copies the bars a segment writes from its sampled `window` values into `tokens`.
+    pub fn keep(&self, segment: &Segment, window: &[f32], tokens: &mut [f32]) {
+        let per_bar = self.per_bar();
         for (position, &bar) in segment.window.iter().enumerate() {
             if segment.writes.contains(&bar) {
                 let from = position * per_bar;
                 let at = bar as usize * per_bar;
-                tokens[at..at + per_bar].copy_from_slice(&sample[from..from + per_bar]);
+                tokens[at..at + per_bar].copy_from_slice(&window[from..from + per_bar]);
             }
         }
-        records.push(SegmentRecord {
-            segment,
-            attempt: 0,
-            evaluations: settings.sampler.evaluations(),
-        });
     }
+
+    /// The song's conditions over `bars` (in that order, e.g. a segment's window): style,
+    /// tempo, meter, key, the chords of those bars and their sections, re-based to start at
+    /// bar 0; no stems yet.
+    pub fn frame(&self, bars: &[u32]) -> Song {
+        let plan = self.plan;
+        let beats = plan.meter.beats_per_bar() as usize;
+        let mut chords = Vec::with_capacity(bars.len() * beats);
+        let mut sections: Vec<crate::music::Section> = Vec::new();
+        let mut previous: Option<usize> = None;
+        for (position, &bar) in bars.iter().enumerate() {
+            let at = bar as usize * beats;
+            chords.extend(
+                (at..at + beats).filter_map(|b| self.sheet.chords.per_beat.get(b).copied()),
+            );
+            let index = self
+                .sheet
+                .sections
+                .iter()
+                .position(|s| bar >= s.start_bar && bar < s.end_bar());
+            match (index, sections.last_mut()) {
+                (Some(i), Some(last)) if previous == Some(i) => last.bars += 1,
+                (Some(i), _) => sections.push(crate::music::Section {
+                    start_bar: position as u32,
+                    bars: 1,
+                    ..self.sheet.sections[i].clone()
+                }),
+                (None, _) => {}
+            }
+            previous = index;
+        }
+        Song {
+            style: plan.style,
+            tempo_bpm: plan.tempo_bpm,
+            meter: plan.meter,
+            key: plan.key,
+            bars: bars.len() as u32,
+            sections,
+            chords: crate::music::ChordTrack { per_beat: chords },
+            stems: Vec::new(),
+        }
+    }
+
+    /// Decodes `count` windows of `bars` (normalised latents, bar-major, all stems, one
+    /// window after another) into songs over those bars, with the plan's stems only.
+    pub fn decode_windows(&self, bars: &[u32], values: &[f32]) -> Result<Vec<Song>, Error> {
+        let per_window = bars.len() * self.per_bar();
+        let count = values.len() / per_window.max(1);
+        let decoded = self.models.decode_tokens(values.to_vec())?;
+        let per_decoded = decoded.len() / count.max(1);
+        let mut band_rng: SongRng = stage_rng(self.plan.seed, "band");
+        let band = choose_band(self.plan.style, &mut band_rng);
+        (0..count)
+            .map(|w| {
+                let mut song = self.frame(bars);
+                song.stems = tracks_from_values(
+                    self.models,
+                    self.plan,
+                    &band,
+                    bars.len(),
+                    &decoded[w * per_decoded..(w + 1) * per_decoded],
+                )?;
+                Ok(song)
+            })
+            .collect()
+    }
+}
+
+/// Writes every stem of the planned song with the models, thinking as `think` says (with
+/// `critic` judging and `guard` refusing copies, where given). Deterministic in `plan.seed`.
+pub fn write_song<B: Backend>(
+    models: &Models<B>,
+    plan: &Plan,
+    sheet: &LeadSheet,
+    settings: &WriterSettings,
+    thinking: &mut Thinking<'_>,
+) -> Result<Written, Error> {
+    let context = SongContext::new(models, plan, sheet, settings)?;
+    let (tokens, segments, trace) = reasoning::write_segments(&context, thinking)?;
     let song = decode_song(models, plan, sheet, tokens)?;
     Ok(Written {
         song,
-        segments: records,
+        segments,
+        trace,
     })
 }
 
@@ -321,17 +402,39 @@ pub fn decode_song<B: Backend>(
     sheet: &LeadSheet,
     tokens: Vec<f32>,
 ) -> Result<Song, Error> {
-    let stems = Stem::ALL.len();
     let values = models.decode_tokens(tokens)?;
-    let grid = models.autoencoder_config.grid();
     let mut band_rng: SongRng = stage_rng(plan.seed, "band");
     let band = choose_band(plan.style, &mut band_rng);
+    let tracks = tracks_from_values(models, plan, &band, plan.bars as usize, &values)?;
+    Ok(Song {
+        style: plan.style,
+        tempo_bpm: plan.tempo_bpm,
+        meter: plan.meter,
+        key: plan.key,
+        bars: plan.bars,
+        sections: sheet.sections.clone(),
+        chords: sheet.chords.clone(),
+        stems: tracks,
+    })
+}
+
+/// The plan's stems from decoded plane values of `bars` consecutive bars (all five stems
+/// each).
+fn tracks_from_values<B: Backend>(
+    models: &Models<B>,
+    plan: &Plan,
+    band: &[crate::music::Instrument; 5],
+    bars: usize,
+    values: &[f32],
+) -> Result<Vec<StemTrack>, Error> {
+    let stems = Stem::ALL.len();
+    let grid = models.autoencoder_config.grid();
     let mut tracks = Vec::new();
     for (s, stem) in Stem::ALL.into_iter().enumerate() {
         if !plan.stems.contains(&stem) {
             continue;
         }
-        let planes = (0..plan.bars as usize)
+        let planes = (0..bars)
             .map(|bar| {
                 let at = (bar * stems + s) * grid.values();
                 grid.read_planes(&values[at..at + grid.values()], stem, plan.meter)
@@ -347,16 +450,7 @@ pub fn decode_song<B: Backend>(
         track.normalise();
         tracks.push(track);
     }
-    Ok(Song {
-        style: plan.style,
-        tempo_bpm: plan.tempo_bpm,
-        meter: plan.meter,
-        key: plan.key,
-        bars: plan.bars,
-        sections: sheet.sections.clone(),
-        chords: sheet.chords.clone(),
-        stems: tracks,
-    })
+    Ok(tracks)
 }
 
 #[cfg(test)]
@@ -414,7 +508,7 @@ pub(crate) mod tests {
                     &planned,
                     &sheet,
                     &WriterSettings::default(),
-                    &mut NoObserver,
+                    &mut Thinking::none(),
                 )
                 .unwrap()
             };
@@ -441,7 +535,7 @@ pub(crate) mod tests {
                 &other_plan,
                 &other_sheet,
                 &WriterSettings::default(),
-                &mut NoObserver,
+                &mut Thinking::none(),
             )
             .unwrap();
             assert_ne!(other.song, written.song);

@@ -163,6 +163,13 @@ struct Prepared<B: Backend> {
     context: Tensor<B, 3>,
 }
 
+impl<B: Backend> Prepared<B> {
+    /// Puts the clean context back into the context tokens of `x`.
+    fn keep_context(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        x * self.generate.clone() + self.context.clone()
+    }
+}
+
 impl FlowSampler {
     pub fn new(settings: SamplerSettings) -> Self {
         FlowSampler { settings }
@@ -215,8 +222,53 @@ impl Sampler for FlowSampler {
         device: &B::Device,
         mut observe: Option<&mut dyn FnMut(&StepView)>,
     ) -> Result<Vec<f32>, Error> {
-        let Some(first) = windows.first() else {
+        if windows.is_empty() {
             return Ok(Vec::new());
+        }
+        let mut denoising = Denoising::start(*self, dit, config, windows, noise, device)?;
+        while !denoising.finished() {
+            denoising.advance();
+            if let Some(observe) = observe.as_deref_mut() {
+                let values = denoising.predicted_clean()?;
+                observe(&StepView {
+                    step: denoising.steps_taken(),
+                    steps: denoising.steps(),
+                    time: denoising.time(),
+                    predicted_clean: &values,
+                });
+            }
+        }
+        denoising.current()
+    }
+}
+
+/// A batch of windows part-way through denoising, advanced one step at a time, so a search
+/// (the reasoning loop) can look at every particle's predicted clean window between steps,
+/// drop some and branch others.
+pub struct Denoising<'a, B: Backend> {
+    sampler: FlowSampler,
+    dit: &'a Dit<B>,
+    prepared: Prepared<B>,
+    /// `[batch, tokens, latent]` at `times[step]`.
+    x: Tensor<B, 3>,
+    /// The predicted clean windows of the last step taken.
+    predicted_clean: Option<Tensor<B, 3>>,
+    times: Vec<f32>,
+    step: usize,
+}
+
+impl<'a, B: Backend> Denoising<'a, B> {
+    /// Checks the windows and noise (as [`Sampler::sample`] takes them) and sets up step 0.
+    pub fn start(
+        sampler: FlowSampler,
+        dit: &'a Dit<B>,
+        config: &DitConfig,
+        windows: &[Window],
+        noise: &[f32],
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        let Some(first) = windows.first() else {
+            return Err(Error::Model("nothing to denoise: no windows".into()));
         };
         let tokens = first.tokens();
         let latent = config.latent_dim;
@@ -268,47 +320,152 @@ impl Sampler for FlowSampler {
         let prepared = Prepared {
             token_fields,
             song_fields,
-            dropped: (self.settings.guidance != 1.0).then(|| fields(true)),
-            generate: generate.clone(),
-            context: context.clone(),
+            dropped: (sampler.settings.guidance != 1.0).then(|| fields(true)),
+            generate,
+            context,
         };
-        let keep_context =
-            |x: Tensor<B, 3>| x * prepared.generate.clone() + prepared.context.clone();
         let noise = Tensor::<B, 3>::from_data(
             TensorData::new(noise.to_vec(), [batch, tokens, latent]),
             device,
         );
-        let mut x = keep_context(noise);
-        let times = self.settings.times();
-        let steps = times.len() - 1;
-        for step in 0..steps {
-            let (t, next) = (times[step], times[step + 1]);
-            let v = self.velocity(dit, &prepared, x.clone(), t);
-            let mut update = v.clone();
-            if self.settings.method == Method::Heun && next > 0.0 {
-                let guess = keep_context(x.clone() + v.clone() * (next - t));
-                let v_next = self.velocity(dit, &prepared, guess, next);
-                update = (v.clone() + v_next) * 0.5;
-            }
-            let predicted_clean = keep_context(x.clone() - v * t);
-            x = keep_context(x + update * (next - t));
-            if let Some(observe) = observe.as_deref_mut() {
-                let values = predicted_clean
-                    .into_data()
-                    .to_vec::<f32>()
-                    .map_err(|e| Error::Model(format!("reading the prediction: {e:?}")))?;
-                observe(&StepView {
-                    step: step + 1,
-                    steps,
-                    time: next,
-                    predicted_clean: &values,
-                });
+        let x = prepared.keep_context(noise);
+        Ok(Denoising {
+            sampler,
+            dit,
+            prepared,
+            x,
+            predicted_clean: None,
+            times: sampler.settings.times(),
+            step: 0,
+        })
+    }
+
+    /// Steps in the whole integration.
+    pub fn steps(&self) -> usize {
+        self.times.len() - 1
+    }
+
+    /// Steps taken so far.
+    pub fn steps_taken(&self) -> usize {
+        self.step
+    }
+
+    /// Time reached (1 before the first step, 0 when finished).
+    pub fn time(&self) -> f32 {
+        self.times[self.step]
+    }
+
+    pub fn finished(&self) -> bool {
+        self.step >= self.steps()
+    }
+
+    /// Windows in the batch.
+    pub fn particles(&self) -> usize {
+        self.x.dims()[0]
+    }
+
+    /// Takes one step (nothing once finished).
+    pub fn advance(&mut self) {
+        if self.finished() {
+            return;
+        }
+        let (t, next) = (self.times[self.step], self.times[self.step + 1]);
+        let x = self.x.clone();
+        let v = self.sampler.velocity(self.dit, &self.prepared, x.clone(), t);
+        let mut update = v.clone();
+        if self.sampler.settings.method == Method::Heun && next > 0.0 {
+            let guess = self.prepared.keep_context(x.clone() + v.clone() * (next - t));
+            let v_next = self.sampler.velocity(self.dit, &self.prepared, guess, next);
+            update = (v.clone() + v_next) * 0.5;
+        }
+        self.predicted_clean = Some(self.prepared.keep_context(x.clone() - v * t));
+        self.x = self.prepared.keep_context(x + update * (next - t));
+        self.step += 1;
+    }
+
+    /// `[particles, tokens, latent]`: the last step's estimate of the clean windows (the
+    /// current state before the first step).
+    pub fn predicted_clean(&self) -> Result<Vec<f32>, Error> {
+        read(self.predicted_clean.as_ref().unwrap_or(&self.x).clone())
+    }
+
+    /// `[particles, tokens, latent]`: the current state; the sample once finished.
+    pub fn current(&self) -> Result<Vec<f32>, Error> {
+        read(self.x.clone())
+    }
+
+    /// Keeps the particles `parents` names, in that order (a parent may repeat). Every copy
+    /// after a parent's first is branched: moved back onto the flow at the current time from
+    /// the parent's predicted clean window with fresh noise from `branch_noise(copy)`, so
+    /// copies go on to differ.
+    pub fn select(
+        &mut self,
+        parents: &[usize],
+        mut branch_noise: impl FnMut(usize) -> Vec<f32>,
+    ) -> Result<(), Error> {
+        let count = self.particles();
+        if parents.is_empty() || parents.iter().any(|&p| p >= count) {
+            return Err(Error::Model(format!(
+                "cannot select particles {parents:?} of {count}"
+            )));
+        }
+        let device = self.x.device();
+        let [_, tokens, latent] = self.x.dims();
+        let index = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(parents.iter().map(|&p| p as i64).collect(), [parents.len()]),
+            &device,
+        );
+        let prepared = &mut self.prepared;
+        prepared.token_fields = prepared.token_fields.clone().select(0, index.clone());
+        prepared.song_fields = prepared.song_fields.clone().select(0, index.clone());
+        if let Some((token, song)) = prepared.dropped.take() {
+            prepared.dropped = Some((
+                token.select(0, index.clone()),
+                song.select(0, index.clone()),
+            ));
+        }
+        prepared.generate = prepared.generate.clone().select(0, index.clone());
+        prepared.context = prepared.context.clone().select(0, index.clone());
+        let x = self.x.clone().select(0, index.clone());
+        let clean = self
+            .predicted_clean
+            .take()
+            .map(|c| c.select(0, index))
+            .unwrap_or_else(|| x.clone());
+        let t = self.time();
+        let mut seen = vec![false; count];
+        let mut rows = Vec::with_capacity(parents.len());
+        for (copy, &parent) in parents.iter().enumerate() {
+            let row = x.clone().narrow(0, copy, 1);
+            if std::mem::replace(&mut seen[parent], true) {
+                let noise = branch_noise(copy);
+                if noise.len() != tokens * latent {
+                    return Err(Error::Model(format!(
+                        "branch noise has {} values, a particle needs {}",
+                        noise.len(),
+                        tokens * latent
+                    )));
+                }
+                let noise = Tensor::<B, 3>::from_data(
+                    TensorData::new(noise, [1, tokens, latent]),
+                    &device,
+                );
+                rows.push(clean.clone().narrow(0, copy, 1) * (1.0 - t) + noise * t);
+            } else {
+                rows.push(row);
             }
         }
-        x.into_data()
-            .to_vec::<f32>()
-            .map_err(|e| Error::Model(format!("reading the sample: {e:?}")))
+        self.x = self.prepared.keep_context(Tensor::cat(rows, 0));
+        self.predicted_clean = Some(clean);
+        Ok(())
     }
+}
+
+fn read<B: Backend>(tensor: Tensor<B, 3>) -> Result<Vec<f32>, Error> {
+    tensor
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| Error::Model(format!("reading the sampler's state: {e:?}")))
 }
 
 /// SplitMix64 finaliser.
@@ -458,6 +615,42 @@ mod tests {
                 .unwrap();
             assert_eq!(out, again);
         }
+    }
+
+    #[test]
+    fn selected_particles_continue_and_branched_copies_part_ways() {
+        let config = super::super::dit::tests::tiny();
+        let device = Default::default();
+        let dit = config.init_seeded::<Flex>(&device, 1).map(
+            &mut crate::model::autoencoder::SeededInit::new(ChaCha8Rng::seed_from_u64(5), device),
+        );
+        let windows = windows(&config, 2);
+        let size = windows[0].tokens() * config.latent_dim;
+        let noise = window_noise(7, 0, 0, 0, 2 * size);
+        let sampler = FlowSampler::new(SamplerSettings {
+            steps: 4,
+            ..SamplerSettings::default()
+        });
+        let plain = sampler
+            .sample(&dit, &config, &windows, &noise, &device, None)
+            .unwrap();
+        let mut denoising = Denoising::start(sampler, &dit, &config, &windows, &noise, &device)
+            .unwrap();
+        denoising.advance();
+        denoising.advance();
+        // Particle 1 twice (the second a branch), particle 0 dropped.
+        denoising
+            .select(&[1, 1], |copy| window_noise(9, 0, 0, copy as u64, size))
+            .unwrap();
+        while !denoising.finished() {
+            denoising.advance();
+        }
+        assert_eq!(denoising.steps_taken(), 4);
+        let out = denoising.current().unwrap();
+        assert_eq!(out[..size], plain[size..], "the first copy continues unchanged");
+        assert_ne!(out[size..], plain[size..], "the branch parts ways");
+        assert!(denoising.select(&[2], |_| Vec::new()).is_err());
+        assert!(denoising.select(&[0, 0], |_| vec![0.0; 3]).is_err());
     }
 
     #[test]

@@ -39,8 +39,14 @@ fn bench_song<B: Backend>(
         format!("sample 3-minute song ({} bars), {name}", plan.bars),
         |b| {
             b.iter(|| {
-                writer::write_song(&models, black_box(plan), sheet, &settings, &mut Thinking::none())
-                    .expect("writes")
+                writer::write_song(
+                    &models,
+                    black_box(plan),
+                    sheet,
+                    &settings,
+                    &mut Thinking::none(),
+                )
+                .expect("writes")
             })
         },
     );

@@ -8,7 +8,6 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use refrain_engine::reasoning::Thinking;
 use refrain_engine::dataset::{self, Split};
 use refrain_engine::generate;
 use refrain_engine::midi::{read_midi, write_midi};
@@ -16,6 +15,7 @@ use refrain_engine::model::BarAutoencoder;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::{Key, Meter, Mode, Song, Stem, Style};
 use refrain_engine::plan::{Request, tempo_range};
+use refrain_engine::reasoning::Thinking;
 use refrain_engine::render::RenderOptions;
 use refrain_engine::train::data::{StemBar, StemBarOptions, StemBarSet};
 use refrain_engine::train::evaluate as evaluate_autoencoder;
@@ -231,8 +231,14 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         let style = Style::ALL[index % Style::ALL.len()];
         let request = evaluation_request(index, style);
         let started = Instant::now();
-        let generation = generate::generate(&request, &models, &settings, &mut Thinking::none(), &options)
-            .with_context(|| format!("generating evaluation song {index}"))?;
+        let generation = generate::generate(
+            &request,
+            &models,
+            &settings,
+            &mut Thinking::none(),
+            &options,
+        )
+        .with_context(|| format!("generating evaluation song {index}"))?;
         times.push(started.elapsed().as_secs_f64());
         let back = read_midi(&write_midi(&generation.song))?;
         if (back.tempo_bpm - request.bpm.unwrap_or_default()).abs() < 0.01 {

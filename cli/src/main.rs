@@ -11,6 +11,7 @@ use refrain_engine::model::BarAutoencoderConfig;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::{Key, Meter, Mood, Stem, Style};
 use refrain_engine::plan::Request;
+use refrain_engine::reasoning::Thinking;
 use refrain_engine::render::RenderOptions;
 use refrain_engine::train::data::{StemBarOptions, StemBarSet};
 use refrain_engine::train::loss::ReconstructionLossConfig;
@@ -21,6 +22,10 @@ use std::process::ExitCode;
 
 mod calibrate;
 mod evaluate;
+mod guard;
+mod inspect;
+mod pianoroll;
+mod train_critic;
 mod train_dit;
 use std::time::{Duration, Instant};
 
@@ -55,6 +60,25 @@ enum Command {
     /// Measure the trained models (the figures in docs/MODEL_CARD.md).
     #[command(subcommand)]
     Evaluate(evaluate::EvaluateCommand),
+    /// Explain a generated song: print its reasoning trace readably and draw a piano roll.
+    ///
+    /// Reads DIR/trace.jsonl and prints a header (the song's bars and stems, the segments, how
+    /// many of each decision: accept, reject, prune, resample, retract, backtrack), then segment
+    /// by segment and attempt by attempt what the reasoning loop decided: at each checkpoint
+    /// step which particles were pruned and which kept, with the critic's overall score and
+    /// weakest aspect; which finished candidate was accepted or rejected; and every retract and
+    /// backtrack with its reason in full. Bars count from 0 and a range ends before its last
+    /// number: "bars 12-16" is bars 12, 13, 14 and 15. --full prints every trace line as it is.
+    ///
+    /// Then reads DIR/song.mid (and DIR/plan.json for the sections) and draws a piano roll,
+    /// DIR/pianoroll.png unless --png says otherwise: time runs left to right, one band per stem
+    /// (drums, bass, chords, lead, texture, top to bottom), one colour per stem, louder notes
+    /// brighter. Thin lines mark bars, thick ones sections, dotted ones the ends of accepted
+    /// segments; segments that were retracted or backtracked are tinted red, with a red mark
+    /// along the top. Without song.mid the trace is still printed and the picture skipped.
+    ///
+    /// Example:  refrain inspect out --png out/roll.png
+    Inspect(inspect::InspectArgs),
 }
 
 #[derive(Subcommand)]
@@ -71,6 +95,12 @@ enum TrainCommand {
     /// many notes as real bars (fitted on training windows, checked on held-out ones) and store
     /// it in dit.safetensors. Run it after `train dit`, on the same dataset.
     Calibrate(calibrate::CalibrateArgs),
+    /// Train the critic: real windows of the dataset against hard negatives (off-key notes,
+    /// jittered rhythm, a stem shifted by a beat, spliced bars, wrong conditions, dropped or
+    /// overfull stems, copies of the context, the DiT's own weak samples); calibrate it on
+    /// pieces it never saw and measure it on held-out ones. Writes critic.safetensors,
+    /// critic-evaluation.json, loss.csv and checkpoints/ into --out.
+    Critic(train_critic::TrainCriticArgs),
 }
 
 #[derive(Args)]
@@ -231,6 +261,9 @@ enum DatasetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Index every piece's lead melody into the memorisation guard (melody-guard.bin), which
+    /// tells when a generated lead copies the corpus.
+    Guard(guard::GuardArgs),
 }
 
 fn parse_style(s: &str) -> Result<Style, String> {
@@ -313,7 +346,13 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         ..writer::WriterSettings::default()
     };
     let progress = spinner("writing and rendering");
-    let generation: Generation = generate::generate(&request, &models, &settings, &options)?;
+    let generation: Generation = generate::generate(
+        &request,
+        &models,
+        &settings,
+        &mut Thinking::none(),
+        &options,
+    )?;
     progress.set_message(format!("writing {}", args.out.display()));
     generation.write_to(&args.out, args.force)?;
     progress.finish_and_clear();
@@ -510,6 +549,7 @@ fn run_dataset(command: DatasetCommand) -> Result<()> {
             }
             Ok(())
         }
+        DatasetCommand::Guard(args) => guard::run(args),
     }
 }
 
@@ -518,6 +558,7 @@ fn run_train(command: TrainCommand) -> Result<()> {
         TrainCommand::Autoencoder(args) => args,
         TrainCommand::Dit(args) => return train_dit::run(args),
         TrainCommand::Calibrate(args) => return calibrate::run(args),
+        TrainCommand::Critic(args) => return train_critic::run(args),
     };
     let config = AutoencoderTrainingConfig::new(
         BarAutoencoderConfig::new().with_latent_dim(args.latent_dim),
@@ -649,6 +690,7 @@ fn main() -> ExitCode {
         Command::Dataset(command) => run_dataset(command),
         Command::Train(command) => run_train(command),
         Command::Evaluate(command) => evaluate::run(command),
+        Command::Inspect(args) => inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

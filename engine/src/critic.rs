@@ -36,13 +36,16 @@ pub struct Judgement {
 impl Judgement {
     /// The weakest aspect and its probability.
     pub fn weakest(&self) -> (&'static str, f32) {
-        let (index, value) = self
-            .aspects
-            .iter()
-            .enumerate()
-            .fold((0, f32::INFINITY), |best, (i, &v)| {
-                if v < best.1 { (i, v) } else { best }
-            });
+        let (index, value) =
+            self.aspects
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::INFINITY),
+                    |best, (i, &v)| {
+                        if v < best.1 { (i, v) } else { best }
+                    },
+                );
         (ASPECTS[index], value)
     }
 }

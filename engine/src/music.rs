@@ -1008,11 +1008,150 @@ impl Song {
             .iter()
             .find(|s| bar >= s.start_bar && bar < s.end_bar())
     }
+
+    /// Bars `bars` of the song as a song of their own, starting at bar 0: the notes that
+    /// start inside (cut at the excerpt's end), the chords and the sections over them.
+    pub fn excerpt(&self, bars: std::ops::Range<u32>) -> Song {
+        let bars = bars.start.min(self.bars)..bars.end.min(self.bars);
+        let steps = self.meter.steps_per_bar();
+        let (from, to) = (bars.start * steps, bars.end * steps);
+        let sections = self
+            .sections
+            .iter()
+            .filter(|s| s.start_bar < bars.end && s.end_bar() > bars.start)
+            .map(|s| {
+                let start = s.start_bar.max(bars.start);
+                Section {
+                    start_bar: start - bars.start,
+                    bars: s.end_bar().min(bars.end) - start,
+                    ..s.clone()
+                }
+            })
+            .collect();
+        let stems = self
+            .stems
+            .iter()
+            .map(|track| StemTrack {
+                notes: track
+                    .notes
+                    .iter()
+                    .filter(|n| n.start >= from && n.start < to)
+                    .map(|n| Note {
+                        start: n.start - from,
+                        duration: n.duration.min(to - n.start),
+                        ..*n
+                    })
+                    .collect(),
+                ..track.clone()
+            })
+            .collect();
+        Song {
+            bars: bars.len() as u32,
+            sections,
+            chords: ChordTrack {
+                per_beat: (bars.start..bars.end)
+                    .flat_map(|b| self.chords.bar(self.meter, b).iter().copied())
+                    .collect(),
+            },
+            stems,
+            ..self.clone_conditions()
+        }
+    }
+
+    /// The song's style, tempo, meter and key, with no bars.
+    fn clone_conditions(&self) -> Song {
+        Song {
+            style: self.style,
+            tempo_bpm: self.tempo_bpm,
+            meter: self.meter,
+            key: self.key,
+            bars: 0,
+            sections: Vec::new(),
+            chords: ChordTrack::default(),
+            stems: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_excerpt_keeps_the_notes_chords_and_sections_of_its_bars() {
+        let chord = |root| Chord::new(root, ChordQuality::Major);
+        let song = Song {
+            style: Style::Lofi,
+            tempo_bpm: 100.0,
+            meter: Meter::ThreeFour,
+            key: Key::new(0, Mode::Major),
+            bars: 4,
+            sections: vec![
+                Section {
+                    kind: SectionKind::Verse,
+                    start_bar: 0,
+                    bars: 2,
+                    energy: 0.5,
+                },
+                Section {
+                    kind: SectionKind::Chorus,
+                    start_bar: 2,
+                    bars: 2,
+                    energy: 0.9,
+                },
+            ],
+            chords: ChordTrack {
+                per_beat: (0..12).map(|b| chord(b as u8)).collect(),
+            },
+            stems: vec![StemTrack {
+                stem: Stem::Lead,
+                instrument: Instrument::SubBass,
+                notes: vec![
+                    Note {
+                        start: 11,
+                        duration: 4,
+                        pitch: 0,
+                        velocity: 90,
+                    },
+                    Note {
+                        start: 12,
+                        duration: 30,
+                        pitch: 2,
+                        velocity: 90,
+                    },
+                    Note {
+                        start: 36,
+                        duration: 2,
+                        pitch: 4,
+                        velocity: 90,
+                    },
+                ],
+            }],
+        };
+        let excerpt = song.excerpt(1..3);
+        assert_eq!(excerpt.bars, 2);
+        assert_eq!(
+            excerpt.chords.per_beat,
+            (3..9).map(|b| chord(b as u8)).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            excerpt
+                .sections
+                .iter()
+                .map(|s| (s.kind, s.start_bar, s.bars))
+                .collect::<Vec<_>>(),
+            [(SectionKind::Verse, 0, 1), (SectionKind::Chorus, 1, 1)]
+        );
+        assert_eq!(
+            excerpt.stems[0].notes,
+            [Note {
+                start: 0,
+                duration: 24,
+                pitch: 2,
+                velocity: 90
+            }]
+        );
+    }
 
     #[test]
     fn keys_parse_in_the_usual_spellings() {

@@ -96,8 +96,9 @@ impl std::str::FromStr for Think {
 
 /// The overall score a finished candidate needs to be accepted.
 pub const DEFAULT_THRESHOLD: f32 = 0.5;
-/// A lead that copies a training melody for more consecutive intervals than this is refused.
-pub const DEFAULT_GUARD_LIMIT: usize = 12;
+/// A lead that copies a training melody for more consecutive intervals than this is refused
+/// (docs/DATA.md: unseen folk tunes share stock phrases of up to a dozen intervals).
+pub const DEFAULT_GUARD_LIMIT: usize = 24;
 
 /// What the loop does per segment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -285,7 +286,8 @@ pub fn write_segments<B: Backend>(
         for _ in 0..=thinking.settings.retries {
             let attempt = next_attempt[index];
             next_attempt[index] += 1;
-            let outcome = attempt_segment(context, thinking, segment, attempt, &tokens, &mut trace)?;
+            let outcome =
+                attempt_segment(context, thinking, segment, attempt, &tokens, &mut trace)?;
             spent[index] += outcome.evaluations;
             if let Some(kept) = outcome.accepted {
                 let chosen = &outcome.finished[kept];
@@ -324,7 +326,9 @@ pub fn write_segments<B: Backend>(
                 },
             ));
             if let Some(best) = best
-                && fallback.as_ref().is_none_or(|(_, f)| overall(&best) > overall(f))
+                && fallback
+                    .as_ref()
+                    .is_none_or(|(_, f)| overall(&best) > overall(f))
             {
                 fallback = Some((attempt, best));
             }
@@ -452,7 +456,15 @@ fn attempt_segment<B: Backend>(
     let window = context.window(segment, tokens);
     let size = window.tokens() * models.dit_config.latent_dim;
     let noise: Vec<f32> = (0..k)
-        .flat_map(|p| window_noise(seed, segment.index as u64, u64::from(attempt), p as u64, size))
+        .flat_map(|p| {
+            window_noise(
+                seed,
+                segment.index as u64,
+                u64::from(attempt),
+                p as u64,
+                size,
+            )
+        })
         .collect();
     let windows = vec![window; k];
     let mut denoising = Denoising::start(
@@ -740,10 +752,7 @@ mod tests {
         notes / (notes + 20.0)
     }
 
-    fn write(
-        bars: u32,
-        thinking: &mut Thinking<'_>,
-    ) -> Result<crate::writer::Written, Error> {
+    fn write(bars: u32, thinking: &mut Thinking<'_>) -> Result<crate::writer::Written, Error> {
         let models = tiny_models();
         let request = Request {
             bars: Some(bars),
@@ -752,7 +761,13 @@ mod tests {
         };
         let mut planned = plan(&request).unwrap();
         let sheet = lead_sheet(&mut planned);
-        write_song(&models, &planned, &sheet, &WriterSettings::default(), thinking)
+        write_song(
+            &models,
+            &planned,
+            &sheet,
+            &WriterSettings::default(),
+            thinking,
+        )
     }
 
     fn count(trace: &[TraceEvent], segment: usize, decision: Decision) -> usize {
@@ -771,11 +786,14 @@ mod tests {
             };
             let mut settings = Think::Balanced.settings();
             settings.threshold = 0.0;
-            let written = write(12, &mut Thinking {
-                settings,
-                critic: Some(&mut critic),
-                guard: None,
-            })
+            let written = write(
+                12,
+                &mut Thinking {
+                    settings,
+                    critic: Some(&mut critic),
+                    guard: None,
+                },
+            )
             .unwrap();
             (written, critic.calls)
         };
@@ -792,10 +810,14 @@ mod tests {
             assert_eq!(written.segments[segment].evaluations, 4 * 8);
         }
         let steps: BTreeMap<usize, usize> =
-            written.trace.iter().filter_map(|e| e.step).fold(BTreeMap::new(), |mut m, s| {
-                *m.entry(s).or_default() += 1;
-                m
-            });
+            written
+                .trace
+                .iter()
+                .filter_map(|e| e.step)
+                .fold(BTreeMap::new(), |mut m, s| {
+                    *m.entry(s).or_default() += 1;
+                    m
+                });
         assert_eq!(steps.keys().copied().collect::<Vec<_>>(), [3, 6]);
         // The accepted candidate is the best finished one.
         let accepted = written
@@ -803,9 +825,13 @@ mod tests {
             .iter()
             .find(|e| e.segment == 0 && e.decision == Decision::Accept)
             .unwrap();
-        assert!(written.trace.iter().filter(|e| e.segment == 0 && e.step.is_none()).all(
-            |e| e.overall.unwrap() <= accepted.overall.unwrap()
-        ));
+        assert!(
+            written
+                .trace
+                .iter()
+                .filter(|e| e.segment == 0 && e.step.is_none())
+                .all(|e| e.overall.unwrap() <= accepted.overall.unwrap())
+        );
         assert_eq!(accepted.aspects.len(), ASPECTS.len());
         let (again, _) = run();
         assert_eq!(written.song, again.song);
@@ -819,11 +845,14 @@ mod tests {
             rule: |c: &Candidate| if c.written.start == 0 { 0.9 } else { 0.1 },
             calls: 0,
         };
-        let written = write(12, &mut Thinking {
-            settings: Think::Balanced.settings(),
-            critic: Some(&mut critic),
-            guard: None,
-        })
+        let written = write(
+            12,
+            &mut Thinking {
+                settings: Think::Balanced.settings(),
+                critic: Some(&mut critic),
+                guard: None,
+            },
+        )
         .unwrap();
         let trace = &written.trace;
         // Three attempts, a backtrack, the first segment again, three more attempts.
@@ -832,7 +861,11 @@ mod tests {
         assert_eq!(count(trace, 0, Decision::Accept), 2);
         let last = trace.last().unwrap();
         assert_eq!((last.segment, last.decision), (1, Decision::Accept));
-        assert!(last.reason.contains("below the threshold"), "{}", last.reason);
+        assert!(
+            last.reason.contains("below the threshold"),
+            "{}",
+            last.reason
+        );
         // Attempts never reuse noise: the first segment's second acceptance is attempt 1.
         assert_eq!(written.segments[0].attempt, 1);
         assert_eq!(written.segments[1].evaluations, 6 * 4 * 8);
@@ -860,11 +893,14 @@ mod tests {
         };
         let mut settings = Think::None.settings();
         settings.particles = 3;
-        let written = write(8, &mut Thinking {
-            settings,
-            critic: None,
-            guard: Some(&guard),
-        })
+        let written = write(
+            8,
+            &mut Thinking {
+                settings,
+                critic: None,
+                guard: Some(&guard),
+            },
+        )
         .unwrap();
         let trace = &written.trace;
         assert_eq!(written.segments[0].evaluations, 3 * 8);
@@ -876,7 +912,10 @@ mod tests {
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].particle, Some(0));
         assert!(rejected[0].reason.contains("copies a training melody"));
-        let accepted = trace.iter().find(|e| e.decision == Decision::Accept).unwrap();
+        let accepted = trace
+            .iter()
+            .find(|e| e.decision == Decision::Accept)
+            .unwrap();
         assert_ne!(accepted.particle, Some(0));
         assert!(accepted.overall.is_none());
     }
@@ -888,11 +927,14 @@ mod tests {
             think.settings().check().unwrap();
         }
         assert!("hard".parse::<Think>().is_err());
-        let error = write(4, &mut Thinking {
-            settings: Think::Fast.settings(),
-            critic: None,
-            guard: None,
-        })
+        let error = write(
+            4,
+            &mut Thinking {
+                settings: Think::Fast.settings(),
+                critic: None,
+                guard: None,
+            },
+        )
         .err()
         .unwrap();
         assert!(error.to_string().contains("--think none"), "{error}");

@@ -18,8 +18,8 @@ use crate::model::sampler::{SamplerSettings, Window};
 use crate::model::{BarAutoencoder, BarAutoencoderConfig, Dit, DitConfig};
 use crate::music::{Song, Stem, StemTrack};
 use crate::plan::{Plan, stage_rng};
-use crate::reasoning::{self, Thinking, TraceEvent};
 use crate::planes::planes_to_notes;
+use crate::reasoning::{self, Thinking, TraceEvent};
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -52,9 +52,12 @@ pub struct Models<B: Backend> {
 impl<B: Backend> Models<B> {
     /// Loads `autoencoder.safetensors` and `dit.safetensors` from `dir`.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self, Error> {
-        let ae_path = dir.join(AUTOENCODER_FILE);
-        let dit_path = dir.join(DIT_FILE);
-        for path in [&ae_path, &dit_path] {
+        Self::load_files(&dir.join(AUTOENCODER_FILE), &dir.join(DIT_FILE), device)
+    }
+
+    /// Loads an autoencoder and a DiT from their files.
+    pub fn load_files(ae_path: &Path, dit_path: &Path, device: &B::Device) -> Result<Self, Error> {
+        for path in [ae_path, dit_path] {
             if !path.is_file() {
                 return Err(Error::Model(format!(
                     "no model weights at {} (set REFRAIN_ASSETS or --assets to the folder \
@@ -63,8 +66,8 @@ impl<B: Backend> Models<B> {
                 )));
             }
         }
-        let (autoencoder_config, autoencoder) = BarAutoencoder::load_file(&ae_path, device)?;
-        let (dit_config, dit) = Dit::load_safetensors(&dit_path, device)?;
+        let (autoencoder_config, autoencoder) = BarAutoencoder::load_file(ae_path, device)?;
+        let (dit_config, dit) = Dit::load_safetensors(dit_path, device)?;
         if dit_config.latent_dim != autoencoder_config.latent_dim {
             return Err(Error::Model(format!(
                 "{} writes {}-dimensional latents but {} decodes {}",
@@ -75,7 +78,7 @@ impl<B: Backend> Models<B> {
             )));
         }
         let mut entries = Vec::new();
-        for (name, path) in [("bar autoencoder", &ae_path), ("DiT", &dit_path)] {
+        for (name, path) in [("bar autoencoder", ae_path), ("DiT", dit_path)] {
             let bytes = std::fs::read(path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
             entries.push(ModelEntry {
@@ -351,29 +354,49 @@ impl<'a, B: Backend> SongContext<'a, B> {
         }
     }
 
-    /// Decodes `count` windows of `bars` (normalised latents, bar-major, all stems, one
-    /// window after another) into songs over those bars, with the plan's stems only.
+    /// Decodes windows of `bars` (normalised latents, bar-major, all stems, one window after
+    /// another) into songs over those bars, with the plan's stems only.
     pub fn decode_windows(&self, bars: &[u32], values: &[f32]) -> Result<Vec<Song>, Error> {
-        let per_window = bars.len() * self.per_bar();
-        let count = values.len() / per_window.max(1);
-        let decoded = self.models.decode_tokens(values.to_vec())?;
-        let per_decoded = decoded.len() / count.max(1);
         let mut band_rng: SongRng = stage_rng(self.plan.seed, "band");
         let band = choose_band(self.plan.style, &mut band_rng);
-        (0..count)
-            .map(|w| {
-                let mut song = self.frame(bars);
-                song.stems = tracks_from_values(
-                    self.models,
-                    self.plan,
-                    &band,
-                    bars.len(),
-                    &decoded[w * per_decoded..(w + 1) * per_decoded],
-                )?;
-                Ok(song)
-            })
-            .collect()
+        decode_windows(
+            self.models,
+            &self.frame(bars),
+            &self.plan.stems,
+            &band,
+            values,
+        )
     }
+}
+
+/// Decodes windows (normalised latents of `frame.bars` bars each, bar-major, all five stems,
+/// one window after another) into songs with `frame`'s conditions, keeping `stems` played by
+/// `band`.
+pub fn decode_windows<B: Backend>(
+    models: &Models<B>,
+    frame: &Song,
+    stems: &[Stem],
+    band: &[crate::music::Instrument; 5],
+    values: &[f32],
+) -> Result<Vec<Song>, Error> {
+    let per_window = frame.bars as usize * Stem::ALL.len() * models.dit_config.latent_dim;
+    let count = values.len() / per_window.max(1);
+    let decoded = models.decode_tokens(values.to_vec())?;
+    let per_decoded = decoded.len() / count.max(1);
+    (0..count)
+        .map(|w| {
+            let mut song = frame.clone();
+            song.stems = tracks_from_values(
+                models,
+                stems,
+                frame.meter,
+                band,
+                frame.bars as usize,
+                &decoded[w * per_decoded..(w + 1) * per_decoded],
+            )?;
+            Ok(song)
+        })
+        .collect()
 }
 
 /// Writes every stem of the planned song with the models, thinking as `think` says (with
@@ -405,7 +428,14 @@ pub fn decode_song<B: Backend>(
     let values = models.decode_tokens(tokens)?;
     let mut band_rng: SongRng = stage_rng(plan.seed, "band");
     let band = choose_band(plan.style, &mut band_rng);
-    let tracks = tracks_from_values(models, plan, &band, plan.bars as usize, &values)?;
+    let tracks = tracks_from_values(
+        models,
+        &plan.stems,
+        plan.meter,
+        &band,
+        plan.bars as usize,
+        &values,
+    )?;
     Ok(Song {
         style: plan.style,
         tempo_bpm: plan.tempo_bpm,
@@ -422,7 +452,8 @@ pub fn decode_song<B: Backend>(
 /// each).
 fn tracks_from_values<B: Backend>(
     models: &Models<B>,
-    plan: &Plan,
+    wanted: &[Stem],
+    meter: crate::music::Meter,
     band: &[crate::music::Instrument; 5],
     bars: usize,
     values: &[f32],
@@ -431,13 +462,13 @@ fn tracks_from_values<B: Backend>(
     let grid = models.autoencoder_config.grid();
     let mut tracks = Vec::new();
     for (s, stem) in Stem::ALL.into_iter().enumerate() {
-        if !plan.stems.contains(&stem) {
+        if !wanted.contains(&stem) {
             continue;
         }
         let planes = (0..bars)
             .map(|bar| {
                 let at = (bar * stems + s) * grid.values();
-                grid.read_planes(&values[at..at + grid.values()], stem, plan.meter)
+                grid.read_planes(&values[at..at + grid.values()], stem, meter)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut track = StemTrack::new(stem, band[s]);

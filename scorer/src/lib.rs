@@ -1,9 +1,25 @@
-//! refrain's scorer: the symbolic features of a song that the critic reports and that
-//! evaluation compares against real music. The learned critic joins here (see DESIGN.md);
-//! this crate never knows how audio is rendered.
+//! refrain's scorer: the learned critic that judges candidate segments for the reasoning
+//! loop and any MIDI file on its own, and the symbolic features of a song that the critic
+//! reports and that evaluation compares against real music. This crate never knows how
+//! audio is rendered.
 
 #![forbid(unsafe_code)]
 
+pub mod critic;
 pub mod features;
 
+pub use critic::{CRITIC_FILE, LearnedCritic};
 pub use features::{SongFeatures, StemFeatures, song_features};
+
+/// Everything that can go wrong in the scorer, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A weights file or an input that does not fit the critic.
+    #[error("critic: {0}")]
+    Model(String),
+    #[error(transparent)]
+    Engine(#[from] refrain_engine::Error),
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+}

@@ -2,4 +2,6 @@
 
 mod dataset;
 mod generate;
+mod guard;
+mod inspect;
 mod train;

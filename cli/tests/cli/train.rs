@@ -6,7 +6,7 @@ use refrain_engine::dataset::{Split, own_song_pieces, write_dataset};
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn refrain(args: &[&str]) -> Output {
+pub(crate) fn refrain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_refrain"))
         .args(args)
         .output()
@@ -14,7 +14,7 @@ fn refrain(args: &[&str]) -> Output {
 }
 
 /// Eight of refrain's own songs, two held out.
-fn small_dataset(out: &Path) {
+pub(crate) fn small_dataset(out: &Path) {
     let mut pieces = own_song_pieces(1);
     for (i, piece) in pieces.iter_mut().enumerate() {
         piece.split = if i % 4 == 1 {

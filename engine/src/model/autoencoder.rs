@@ -105,13 +105,13 @@ impl BarAutoencoderConfig {
 }
 
 /// Replaces every float parameter with draws from one seeded stream, in module order.
-pub(crate) struct SeededInit<B: Backend> {
+pub struct SeededInit<B: Backend> {
     rng: ChaCha8Rng,
     device: B::Device,
 }
 
 impl<B: Backend> SeededInit<B> {
-    pub(crate) fn new(rng: ChaCha8Rng, device: B::Device) -> Self {
+    pub fn new(rng: ChaCha8Rng, device: B::Device) -> Self {
         SeededInit { rng, device }
     }
 }

@@ -51,7 +51,7 @@ pub fn safetensors_metadata(path: &Path, model: &str) -> Result<String, Error> {
 /// The config stored in a safetensors file written by one of our models: the
 /// `refrain.config` metadata read over `defaults`, so fields added since the file was written
 /// take their default values.
-pub(crate) fn read_config<C>(path: &Path, model: &str, defaults: C) -> Result<C, Error>
+pub fn read_config<C>(path: &Path, model: &str, defaults: C) -> Result<C, Error>
 where
     C: serde::Serialize + serde::de::DeserializeOwned,
 {

@@ -371,10 +371,14 @@ impl<'a, B: Backend> Denoising<'a, B> {
         }
         let (t, next) = (self.times[self.step], self.times[self.step + 1]);
         let x = self.x.clone();
-        let v = self.sampler.velocity(self.dit, &self.prepared, x.clone(), t);
+        let v = self
+            .sampler
+            .velocity(self.dit, &self.prepared, x.clone(), t);
         let mut update = v.clone();
         if self.sampler.settings.method == Method::Heun && next > 0.0 {
-            let guess = self.prepared.keep_context(x.clone() + v.clone() * (next - t));
+            let guess = self
+                .prepared
+                .keep_context(x.clone() + v.clone() * (next - t));
             let v_next = self.sampler.velocity(self.dit, &self.prepared, guess, next);
             update = (v.clone() + v_next) * 0.5;
         }
@@ -446,10 +450,8 @@ impl<'a, B: Backend> Denoising<'a, B> {
                         tokens * latent
                     )));
                 }
-                let noise = Tensor::<B, 3>::from_data(
-                    TensorData::new(noise, [1, tokens, latent]),
-                    &device,
-                );
+                let noise =
+                    Tensor::<B, 3>::from_data(TensorData::new(noise, [1, tokens, latent]), &device);
                 rows.push(clean.clone().narrow(0, copy, 1) * (1.0 - t) + noise * t);
             } else {
                 rows.push(row);
@@ -634,8 +636,8 @@ mod tests {
         let plain = sampler
             .sample(&dit, &config, &windows, &noise, &device, None)
             .unwrap();
-        let mut denoising = Denoising::start(sampler, &dit, &config, &windows, &noise, &device)
-            .unwrap();
+        let mut denoising =
+            Denoising::start(sampler, &dit, &config, &windows, &noise, &device).unwrap();
         denoising.advance();
         denoising.advance();
         // Particle 1 twice (the second a branch), particle 0 dropped.
@@ -647,7 +649,11 @@ mod tests {
         }
         assert_eq!(denoising.steps_taken(), 4);
         let out = denoising.current().unwrap();
-        assert_eq!(out[..size], plain[size..], "the first copy continues unchanged");
+        assert_eq!(
+            out[..size],
+            plain[size..],
+            "the first copy continues unchanged"
+        );
         assert_ne!(out[size..], plain[size..], "the branch parts ways");
         assert!(denoising.select(&[2], |_| Vec::new()).is_err());
         assert!(denoising.select(&[0, 0], |_| vec![0.0; 3]).is_err());

@@ -41,6 +41,10 @@ pub enum EvaluateCommand {
     },
     /// Generate songs across every style and compare them with held-out real pieces.
     Dit(EvaluateDitArgs),
+    /// Write the same requests with the critic-guided reasoning loop and with the
+    /// equal-compute baseline (--think none, as many DiT evaluations, one candidate kept at
+    /// random) and compare them on measures the critic never trained on.
+    Reasoning(crate::evaluate_reasoning::EvaluateReasoningArgs),
 }
 
 #[derive(Args)]
@@ -70,6 +74,7 @@ pub fn run(command: EvaluateCommand) -> Result<()> {
     match command {
         EvaluateCommand::Autoencoder { data, weights } => run_autoencoder(data, weights),
         EvaluateCommand::Dit(args) => run_dit(args),
+        EvaluateCommand::Reasoning(args) => crate::evaluate_reasoning::run(args),
     }
 }
 
@@ -101,7 +106,7 @@ fn run_autoencoder(data: PathBuf, weights: PathBuf) -> Result<()> {
 }
 
 /// Lower quartile, median, upper quartile.
-fn quartiles(values: &mut [f64]) -> [f64; 3] {
+pub(crate) fn quartiles(values: &mut [f64]) -> [f64; 3] {
     if values.is_empty() {
         return [f64::NAN; 3];
     }
@@ -114,10 +119,10 @@ fn quartiles(values: &mut [f64]) -> [f64; 3] {
     [at(0.25), at(0.5), at(0.75)]
 }
 
-type FeatureRow = BTreeMap<String, f64>;
+pub(crate) type FeatureRow = BTreeMap<String, f64>;
 
 /// The compared features of one song, by name.
-fn feature_row(features: &SongFeatures) -> FeatureRow {
+pub(crate) fn feature_row(features: &SongFeatures) -> FeatureRow {
     let mut row = BTreeMap::new();
     row.insert("pitch-class entropy".into(), features.pitch_class_entropy);
     row.insert("groove consistency".into(), features.groove_consistency);
@@ -171,7 +176,7 @@ struct DitReport {
 }
 
 /// One request of the evaluation: every choice explicit, drawn from the song's index.
-fn evaluation_request(index: usize, style: Style) -> Request {
+pub(crate) fn evaluation_request(index: usize, style: Style) -> Request {
     let mut rng = ChaCha8Rng::seed_from_u64(0xe7a1 ^ index as u64);
     let (low, high) = tempo_range(style);
     let meter = match rng.random_range(0..10) {

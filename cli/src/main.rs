@@ -11,7 +11,6 @@ use refrain_engine::model::BarAutoencoderConfig;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::{Key, Meter, Mood, Stem, Style};
 use refrain_engine::plan::Request;
-use refrain_engine::reasoning::Thinking;
 use refrain_engine::render::RenderOptions;
 use refrain_engine::train::data::{StemBarOptions, StemBarSet};
 use refrain_engine::train::loss::ReconstructionLossConfig;
@@ -22,9 +21,12 @@ use std::process::ExitCode;
 
 mod calibrate;
 mod evaluate;
+mod evaluate_reasoning;
 mod guard;
 mod inspect;
 mod pianoroll;
+mod score;
+mod thinking;
 mod train_critic;
 mod train_dit;
 use std::time::{Duration, Instant};
@@ -51,6 +53,9 @@ enum Command {
     Generate(GenerateArgs),
     /// Render any MIDI file to audio with the built-in instruments.
     Render(RenderArgs),
+    /// Judge any MIDI file with the critic alone: overall and per-aspect probabilities
+    /// (harmony, rhythm, melody, continuity, adherence), segment by segment with reasons.
+    Score(score::ScoreArgs),
     /// Build or inspect the licence-clean training corpus.
     #[command(subcommand)]
     Dataset(DatasetCommand),
@@ -213,6 +218,8 @@ struct GenerateArgs {
     /// mood and chords more strictly (costs a second model pass per step).
     #[arg(long, default_value_t = 1.0)]
     guidance: f32,
+    #[command(flatten)]
+    thinking: thinking::ThinkArgs,
 }
 
 #[derive(Args)]
@@ -266,13 +273,13 @@ enum DatasetCommand {
     Guard(guard::GuardArgs),
 }
 
-fn parse_style(s: &str) -> Result<Style, String> {
+pub(crate) fn parse_style(s: &str) -> Result<Style, String> {
     Style::parse(s).ok_or_else(|| {
         format!("unknown style '{s}'; choose one of lofi, synthwave, rock, ambient, cinematic, chiptune, jazz, folk")
     })
 }
 
-fn parse_mood(s: &str) -> Result<Mood, String> {
+pub(crate) fn parse_mood(s: &str) -> Result<Mood, String> {
     Mood::parse(s).ok_or_else(|| {
         let names: Vec<&str> = Mood::ALL.iter().map(|m| m.name()).collect();
         format!("unknown mood '{s}'; choose one of {}", names.join(", "))
@@ -345,12 +352,15 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         },
         ..writer::WriterSettings::default()
     };
+    let mut judges = args.thinking.judges(&assets)?;
+    let think = args.thinking.settings(&judges);
+    think.check()?;
     let progress = spinner("writing and rendering");
     let generation: Generation = generate::generate(
         &request,
         &models,
         &settings,
-        &mut Thinking::none(),
+        &mut judges.thinking(think),
         &options,
     )?;
     progress.set_message(format!("writing {}", args.out.display()));
@@ -686,6 +696,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => run_generate(args),
+        Command::Score(args) => score::run(args),
         Command::Render(args) => run_render(args),
         Command::Dataset(command) => run_dataset(command),
         Command::Train(command) => run_train(command),

@@ -120,3 +120,146 @@ impl<B: Backend> Critic for LearnedCritic<B> {
         self.entry.iter().cloned().collect()
     }
 }
+
+/// The critic's verdict on one segment of a whole song.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SegmentScore {
+    /// Song bars judged as written, `[start, end)`.
+    pub bars: [u32; 2],
+    pub overall: f32,
+    pub aspects: std::collections::BTreeMap<String, f32>,
+    pub reasons: Vec<String>,
+}
+
+/// The critic's verdict on a whole song: the mean over its segments, and every segment.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SongScore {
+    pub overall: f32,
+    pub aspects: std::collections::BTreeMap<String, f32>,
+    /// The weakest segment's overall score.
+    pub weakest: f32,
+    pub segments: Vec<SegmentScore>,
+}
+
+impl<B: Backend> LearnedCritic<B> {
+    /// Judges a whole song the way the writer builds it: a first window of `window` bars,
+    /// then windows that keep the previous half as context and judge the rest.
+    pub fn score_song(
+        &self,
+        song: &refrain_engine::music::Song,
+        mood: refrain_engine::music::Mood,
+        window: u32,
+    ) -> Result<SongScore, Error> {
+        if song.bars == 0 {
+            return Err(Error::Model("the song has no bars to judge".into()));
+        }
+        let window = window.clamp(2, 16).min(song.bars);
+        let hop = (window / 2).max(1);
+        let mut candidates = Vec::new();
+        let mut start = 0;
+        let mut written_from = 0;
+        loop {
+            let end = (start + window).min(song.bars);
+            let first = end.saturating_sub(window);
+            candidates.push((
+                Candidate {
+                    song: song.excerpt(first..end),
+                    mood,
+                    written: written_from - first..end - first,
+                },
+                [written_from, end],
+            ));
+            if end == song.bars {
+                break;
+            }
+            written_from = end;
+            start += if start == 0 { window - hop } else { hop };
+            start = start.max(written_from + hop - window);
+        }
+        let mut segments = Vec::new();
+        // Windows cut near the end can be shorter; judge each length on its own.
+        for (candidate, bars) in &candidates {
+            let p = self.probabilities(std::slice::from_ref(candidate))?[0];
+            let judged = judgement(candidate, p);
+            segments.push(SegmentScore {
+                bars: *bars,
+                overall: judged.overall,
+                aspects: ASPECTS
+                    .iter()
+                    .zip(judged.aspects)
+                    .map(|(a, v)| (a.to_string(), v))
+                    .collect(),
+                reasons: judged.reasons,
+            });
+        }
+        let n = segments.len() as f32;
+        let mut aspects = std::collections::BTreeMap::new();
+        for segment in &segments {
+            for (a, v) in &segment.aspects {
+                *aspects.entry(a.clone()).or_insert(0.0) += v / n;
+            }
+        }
+        Ok(SongScore {
+            overall: segments.iter().map(|s| s.overall).sum::<f32>() / n,
+            aspects,
+            weakest: segments.iter().map(|s| s.overall).fold(1.0, f32::min),
+            segments,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use refrain_engine::music::{Key, Meter, Mode, Mood, Note, Song, Stem, StemTrack, Style};
+
+    fn song(bars: u32) -> Song {
+        Song {
+            style: Style::Folk,
+            tempo_bpm: 100.0,
+            meter: Meter::FourFour,
+            key: Key::new(7, Mode::Major),
+            bars,
+            sections: Vec::new(),
+            chords: Default::default(),
+            stems: vec![StemTrack {
+                stem: Stem::Lead,
+                instrument: refrain_engine::music::Instrument::SubBass,
+                notes: (0..bars * 4)
+                    .map(|i| Note {
+                        start: i * 4,
+                        duration: 3,
+                        pitch: [0, 2, 4, 7][i as usize % 4],
+                        velocity: 80,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_song_is_judged_in_segments_that_tile_it_once() {
+        let device = Default::default();
+        let config = CriticConfig::new()
+            .with_d_model(16)
+            .with_layers(1)
+            .with_heads(2);
+        let critic = LearnedCritic::new(config.init_seeded::<Flex>(&device, 1), config, device);
+        for bars in [1, 5, 8, 13, 30] {
+            let score = critic.score_song(&song(bars), Mood::Calm, 8).unwrap();
+            let mut next = 0;
+            for segment in &score.segments {
+                assert_eq!(segment.bars[0], next, "{bars}");
+                assert!(segment.bars[1] > segment.bars[0]);
+                assert!((0.0..=1.0).contains(&segment.overall));
+                assert_eq!(segment.aspects.len(), ASPECTS.len());
+                assert_eq!(segment.reasons.len(), ASPECTS.len());
+                next = segment.bars[1];
+            }
+            assert_eq!(next, bars);
+            assert!(score.weakest <= score.overall + 1e-6);
+        }
+        assert!(critic.score_song(&song(0), Mood::Calm, 8).is_err());
+    }
+}

@@ -353,18 +353,27 @@ pub fn expected_calibration_error(probabilities: &[f32], labels: &[f32], bins: u
 }
 
 /// Platt scaling: `[scale, bias]` minimising the log loss of `sigmoid(scale z + bias)`
-/// (Newton's method on the two parameters).
+/// (Newton's method on the two parameters), with positives and negatives weighted to count
+/// equally, so the fitted probabilities hold for a judge that sees as many good candidates
+/// as bad ones whatever the mix of the fitting set.
 pub fn fit_platt(logits: &[f32], labels: &[f32]) -> [f32; 2] {
+    let positives = labels.iter().filter(|&&y| y > 0.5).count().max(1) as f64;
+    let negatives = (labels.len() as f64 - positives).max(1.0);
     let (mut a, mut b) = (1f64, 0f64);
     for _ in 0..50 {
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0f64, 0f64, 1e-6, 0f64, 1e-6);
+        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0f64, 0f64, 1e-9, 0f64, 1e-9);
         for (&z, &y) in logits.iter().zip(labels) {
             let z = f64::from(z);
+            let weight = if y > 0.5 {
+                0.5 / positives
+            } else {
+                0.5 / negatives
+            };
             let p = 1.0 / (1.0 + (-(a * z + b)).exp());
-            let r = p - f64::from(y);
+            let r = (p - f64::from(y)) * weight;
             ga += r * z;
             gb += r;
-            let w = p * (1.0 - p);
+            let w = p * (1.0 - p) * weight;
             haa += w * z * z;
             hab += w * z;
             hbb += w;
@@ -760,13 +769,13 @@ mod tests {
         let (mut z, mut y) = (Vec::new(), Vec::new());
         for _ in 0..4000 {
             let logit: f32 = rng.random_range(-4.0..4.0);
-            // True probability sigmoid(0.5 z - 1): an over-confident, biased logit.
-            let p = sigmoid(0.5 * logit - 1.0);
+            // True probability sigmoid(0.5 z): an over-confident logit (classes balanced).
+            let p = sigmoid(0.5 * logit);
             z.push(logit);
             y.push(if rng.random::<f32>() < p { 1.0 } else { 0.0 });
         }
         let [a, b] = fit_platt(&z, &y);
-        assert!((a - 0.5).abs() < 0.08 && (b + 1.0).abs() < 0.15, "{a} {b}");
+        assert!((a - 0.5).abs() < 0.08 && b.abs() < 0.15, "{a} {b}");
         let raw: Vec<f32> = z.iter().map(|&v| sigmoid(v)).collect();
         let fitted: Vec<f32> = z.iter().map(|&v| sigmoid(a * v + b)).collect();
         let (before, after) = (

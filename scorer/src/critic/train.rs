@@ -109,11 +109,18 @@ impl CriticCorpus {
             }
             Ok(())
         })?;
+        // A small corpus may hash no source into calibration: lend it one training piece.
+        if corpus.calibration.is_empty() && corpus.train.len() >= 2 {
+            corpus.calibration.extend(corpus.train.pop());
+        }
         if corpus.train.is_empty() || corpus.calibration.is_empty() || corpus.held_out.is_empty() {
             return Err(Error::Model(format!(
                 "the dataset in {} has too few pieces of {bars} bars or more to train, calibrate \
-                 and test a critic",
-                dir.display()
+                 and test a critic ({} training, {} calibration, {} held out)",
+                dir.display(),
+                corpus.train.len(),
+                corpus.calibration.len(),
+                corpus.held_out.len()
             )));
         }
         Ok(corpus)

@@ -63,6 +63,12 @@ pub struct TrainCriticArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
+    /// Share of the assets' DiT's single finished candidates the acceptance threshold turns
+    /// away (measured on calibration pieces' conditions); with several candidates per
+    /// segment, whole segments fail far less often. 0 keeps the threshold at the 10th
+    /// percentile of real windows' scores.
+    #[arg(long, default_value_t = 0.25)]
+    reject_share: f64,
     /// CPU backend for training: ndarray (default where built) or flex.
     #[arg(long, value_enum, default_value_t = crate::Backend::FOR_DIT)]
     backend: crate::Backend,
@@ -115,6 +121,9 @@ pub fn run(args: TrainCriticArgs) -> Result<()> {
              use --backend flex"
         ),
     };
+    if args.reject_share > 0.0 {
+        set_threshold(&args, &corpus, &config)?;
+    }
     for (kind, auc, count) in &evaluation.auc_by_kind {
         eprintln!("  held-out ROC-AUC against {kind}: {auc:.4} ({count} windows)");
     }
@@ -201,6 +210,73 @@ fn make_weak_pools(
         pools.held_out.len()
     );
     Ok(pools)
+}
+
+/// Scores finished samples of the assets' DiT under calibration pieces' conditions and sets
+/// the critic's threshold at the `--reject-share` quantile of their overall scores.
+fn set_threshold(
+    args: &TrainCriticArgs,
+    corpus: &CriticCorpus,
+    config: &CriticTrainingConfig,
+) -> Result<()> {
+    use refrain_engine::critic::Candidate;
+    use refrain_scorer::LearnedCritic;
+    let assets = args
+        .assets
+        .clone()
+        .unwrap_or_else(writer::default_assets_dir);
+    let device = Default::default();
+    let models = Models::<writer::CpuBackend>::load(&assets, &device)?;
+    let steps = writer::WriterSettings::default().sampler.steps;
+    let samples = weak_samples(
+        &models,
+        &corpus.calibration,
+        config.window_bars,
+        256,
+        &[steps],
+        config.seed ^ 0x7e5,
+        &mut |_| {},
+    )?;
+    let critic = LearnedCritic::<writer::CpuBackend>::load(&args.out, &device)?;
+    let candidates: Vec<Candidate> = samples
+        .into_iter()
+        .map(|e| Candidate {
+            song: e.song,
+            mood: e.mood,
+            written: e.written,
+        })
+        .collect();
+    let mut scores: Vec<f32> = critic
+        .probabilities(&candidates)?
+        .into_iter()
+        .map(|p| p[0])
+        .collect();
+    scores.sort_by(f32::total_cmp);
+    let at = ((args.reject_share.clamp(0.0, 1.0) * scores.len() as f64) as usize)
+        .min(scores.len().saturating_sub(1));
+    let threshold = scores[at];
+    let median = scores[scores.len() / 2];
+    let path = args.out.join(refrain_scorer::CRITIC_FILE);
+    let partial = args
+        .out
+        .join(format!("{}.partial", refrain_scorer::CRITIC_FILE));
+    critic
+        .model
+        .save_safetensors(&critic.config.clone().with_threshold(threshold), &partial)?;
+    std::fs::rename(&partial, &path)?;
+    let report_path = args.out.join("critic-evaluation.json");
+    let mut report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
+    report["threshold"] = serde_json::json!(threshold);
+    report["dit_samples_scored"] = serde_json::json!(scores.len());
+    report["dit_sample_median_overall"] = serde_json::json!(median);
+    report["dit_sample_reject_share"] = serde_json::json!(args.reject_share);
+    std::fs::write(&report_path, serde_json::to_vec_pretty(&report)?)?;
+    eprintln!(
+        "threshold {threshold:.3}: turns away {:.0}% of single finished DiT candidates (their \
+         median scores {median:.3})",
+        args.reject_share * 100.0
+    );
+    Ok(())
 }
 
 fn train_on<B: burn::tensor::backend::AutodiffBackend>(

@@ -415,6 +415,12 @@ pub fn build_from_dataset(dir: &Path, n: usize) -> Result<MelodyIndex, Error> {
     builder.finish(&sha256_hex(&manifest_bytes))
 }
 
+impl crate::reasoning::CopyGuard for MelodyIndex {
+    fn longest_copy(&self, lead: &[Note]) -> usize {
+        MelodyIndex::longest_copy(self, lead)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -821,11 +827,5 @@ mod tests {
             let index = index_of(std::slice::from_ref(&tune));
             prop_assert_eq!(index.longest_copy(&tune), notes - 1);
         }
-    }
-}
-
-impl crate::reasoning::CopyGuard for MelodyIndex {
-    fn longest_copy(&self, lead: &[Note]) -> usize {
-        MelodyIndex::longest_copy(self, lead)
     }
 }

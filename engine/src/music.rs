@@ -1024,7 +1024,7 @@ impl Song {
                 Section {
                     start_bar: start - bars.start,
                     bars: s.end_bar().min(bars.end) - start,
-                    ..s.clone()
+                    ..*s
                 }
             })
             .collect();

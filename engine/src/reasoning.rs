@@ -257,12 +257,19 @@ fn why(judgement: &Judgement) -> String {
     }
 }
 
-/// Writes every segment of the song with the reasoning loop: the song's normalised latents,
-/// a record per segment and the trace.
+/// What the loop leaves: the song's normalised latents (bar-major, all stems), a record per
+/// segment and the trace.
+pub struct SegmentsWritten {
+    pub tokens: Vec<f32>,
+    pub records: Vec<SegmentRecord>,
+    pub trace: Vec<TraceEvent>,
+}
+
+/// Writes every segment of the song with the reasoning loop.
 pub fn write_segments<B: Backend>(
     context: &SongContext<'_, B>,
     thinking: &mut Thinking<'_>,
-) -> Result<(Vec<f32>, Vec<SegmentRecord>, Vec<TraceEvent>), Error> {
+) -> Result<SegmentsWritten, Error> {
     thinking.settings.check()?;
     if thinking.settings.use_critic && thinking.critic.is_none() {
         return Err(Error::Model(
@@ -392,8 +399,11 @@ pub fn write_segments<B: Backend>(
         });
         index += 1;
     }
-    let records = records.into_iter().flatten().collect();
-    Ok((tokens, records, trace))
+    Ok(SegmentsWritten {
+        tokens,
+        records: records.into_iter().flatten().collect(),
+        trace,
+    })
 }
 
 fn overall(finished: &Finished) -> f32 {

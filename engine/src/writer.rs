@@ -336,7 +336,7 @@ impl<'a, B: Backend> SongContext<'a, B> {
                 (Some(i), _) => sections.push(crate::music::Section {
                     start_bar: position as u32,
                     bars: 1,
-                    ..self.sheet.sections[i].clone()
+                    ..self.sheet.sections[i]
                 }),
                 (None, _) => {}
             }
@@ -409,12 +409,12 @@ pub fn write_song<B: Backend>(
     thinking: &mut Thinking<'_>,
 ) -> Result<Written, Error> {
     let context = SongContext::new(models, plan, sheet, settings)?;
-    let (tokens, segments, trace) = reasoning::write_segments(&context, thinking)?;
-    let song = decode_song(models, plan, sheet, tokens)?;
+    let written = reasoning::write_segments(&context, thinking)?;
+    let song = decode_song(models, plan, sheet, written.tokens)?;
     Ok(Written {
         song,
-        segments,
-        trace,
+        segments: written.records,
+        trace: written.trace,
     })
 }
 

@@ -168,9 +168,7 @@ pub fn corrupt(
             let playing: Vec<usize> = (0..out.song.stems.len())
                 .filter(|&s| out.song.stems[s].notes.iter().filter(|n| inside(n)).count() >= 2)
                 .collect();
-            let Some(&s) = playing.get(rng.random_range(0..playing.len().max(1))) else {
-                return None;
-            };
+            let &s = playing.get(rng.random_range(0..playing.len().max(1)))?;
             let width = span.end - span.start;
             let shift = if rng.random_bool(0.5) {
                 beat

@@ -692,7 +692,7 @@ pub fn train_critic<B: AutodiffBackend>(
         state.loss_sum += loss_value;
         state.loss_count += 1;
         let mut evaluation = None;
-        if state.step % config.evaluate_every == 0 || state.step == config.steps {
+        if state.step.is_multiple_of(config.evaluate_every) || state.step == config.steps {
             let raw = logits(&model.valid(), &held_out, &inner)?;
             let found = evaluate(&config.model, &held_out, &raw, config.aspect_weight);
             let mean_auc = found.auc_by_kind.iter().map(|k| k.1).sum::<f64>()

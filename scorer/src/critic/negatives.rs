@@ -165,21 +165,42 @@ pub fn corrupt(
         }
         NegativeKind::ShiftedStem => {
             let beat = example.song.meter.steps_per_beat();
-            let playing: Vec<usize> = (0..out.song.stems.len())
+            let width = span.end - span.start;
+            let mut playing: Vec<usize> = (0..out.song.stems.len())
                 .filter(|&s| out.song.stems[s].notes.iter().filter(|n| inside(n)).count() >= 2)
                 .collect();
-            let &s = playing.get(rng.random_range(0..playing.len().max(1)))?;
-            let width = span.end - span.start;
-            let shift = if rng.random_bool(0.5) {
-                beat
-            } else {
-                width - beat
-            };
-            for note in out.song.stems[s].notes.iter_mut().filter(|n| inside(n)) {
-                note.start = span.start + (note.start - span.start + shift) % width;
-                note.duration = note.duration.min(span.end - note.start);
+            // A pattern that repeats every beat looks the same shifted by one: only a shift
+            // that moves most onsets off the stem's own ones is a fault.
+            let mut shifted = false;
+            while !playing.is_empty() && !shifted {
+                let s = playing.swap_remove(rng.random_range(0..playing.len()));
+                let shift = if rng.random_bool(0.5) {
+                    beat
+                } else {
+                    width - beat
+                };
+                let before: std::collections::BTreeSet<(u32, i32)> = out.song.stems[s]
+                    .notes
+                    .iter()
+                    .filter(|n| inside(n))
+                    .map(|n| (n.start, n.pitch))
+                    .collect();
+                let kept = before
+                    .iter()
+                    .filter(|&&(start, pitch)| {
+                        before.contains(&(span.start + (start - span.start + shift) % width, pitch))
+                    })
+                    .count();
+                if kept * 2 >= before.len() {
+                    continue;
+                }
+                for note in out.song.stems[s].notes.iter_mut().filter(|n| inside(n)) {
+                    note.start = span.start + (note.start - span.start + shift) % width;
+                    note.duration = note.duration.min(span.end - note.start);
+                }
+                shifted = true;
             }
-            true
+            shifted
         }
         NegativeKind::Spliced => {
             if donor.song.meter != example.song.meter || donor.song.bars != example.song.bars {
@@ -386,6 +407,11 @@ mod tests {
                 .iter()
                 .any(|n| !real.song.key.contains_relative(n.pitch))
         );
+        // A stem that repeats every beat looks the same a beat later: no fault to show.
+        let mut steady = real.clone();
+        steady.song.stems.truncate(1);
+        steady.song.stems[0].notes.iter_mut().for_each(|n| n.pitch = 0);
+        assert!(corrupt(NegativeKind::ShiftedStem, &steady, &donor, &mut rng).is_none());
         // A first window has no context to copy.
         let mut first = real.clone();
         first.written = 0..8;

@@ -75,15 +75,22 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let song = read_song(dir, &events);
 
     let known_song = song.as_ref().ok().and_then(Option::as_ref);
-    println!("{}", header(known_song, &events));
+    let mut report = format!("{}\n", header(known_song, &events));
     if args.full {
         for entry in &entries {
-            println!("{}", entry.text);
+            report.push_str(&entry.text);
+            report.push('\n');
         }
     } else {
         for account in account_for(&events) {
-            print!("{account}");
+            report.push_str(&account.to_string());
         }
+    }
+    // A reader that stops early (`| head`) is not an error.
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e).context("printing the trace");
     }
 
     let Some(song) = song? else {

@@ -410,7 +410,10 @@ mod tests {
         // A stem that repeats every beat looks the same a beat later: no fault to show.
         let mut steady = real.clone();
         steady.song.stems.truncate(1);
-        steady.song.stems[0].notes.iter_mut().for_each(|n| n.pitch = 0);
+        steady.song.stems[0]
+            .notes
+            .iter_mut()
+            .for_each(|n| n.pitch = 0);
         assert!(corrupt(NegativeKind::ShiftedStem, &steady, &donor, &mut rng).is_none());
         // A first window has no context to copy.
         let mut first = real.clone();

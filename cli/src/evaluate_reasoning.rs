@@ -46,7 +46,7 @@ pub struct EvaluateReasoningArgs {
 struct SongMeasures {
     in_scale: f64,
     groove_consistency: f64,
-    /// Mean over pitch features of |value - real median| / real IQR.
+    /// Mean over pitch features of |value - real median| / real IQR (see [`distance`]).
     pitch_distance: f64,
     /// Same over rhythm features (groove, notes per bar, polyphony).
     rhythm_distance: f64,
@@ -107,7 +107,9 @@ fn median(values: &mut [f64]) -> f64 {
     quartiles(values)[1]
 }
 
-/// Mean |x - median| / IQR of the chosen features, against the style's real quartiles.
+/// Mean |x - median| / scale of the chosen features against the style's real quartiles, the
+/// scale being the IQR, but at least 0.05 + a tenth of the median: a feature whose real
+/// IQR is zero (one-note bass lines have polyphony exactly 1) must not blow the sum up.
 fn distance(
     row: &FeatureRow,
     real: &BTreeMap<String, [f64; 3]>,
@@ -120,7 +122,7 @@ fn distance(
             continue;
         }
         if let Some([q1, m, q3]) = real.get(feature) {
-            sum += (value - m).abs() / (q3 - q1).max(1e-3);
+            sum += (value - m).abs() / (q3 - q1).max(0.05 + 0.1 * m.abs());
             count += 1;
         }
     }

@@ -31,6 +31,10 @@ pub struct ThinkArgs {
     /// Times a segment may take back the one before it (overriding the preset).
     #[arg(long)]
     pub backtracks: Option<u32>,
+    /// Overall critic score a finished candidate needs (default: the critic's own, stored
+    /// with its weights; docs/CRITIC.md). Higher is stricter: more retries and backtracks.
+    #[arg(long)]
+    pub threshold: Option<f32>,
 }
 
 fn parse_think(text: &str) -> Result<Think, String> {
@@ -62,6 +66,9 @@ impl ThinkArgs {
         }
         if let Some(critic) = &judges.critic {
             settings.threshold = critic.config.threshold;
+        }
+        if let Some(threshold) = self.threshold {
+            settings.threshold = threshold;
         }
         settings
     }

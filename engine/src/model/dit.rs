@@ -245,8 +245,27 @@ pub struct Dit<B: Backend> {
     d_model: usize,
 }
 
+/// Multi-head self-attention over all tokens of each window: `qkv` projects `h` to queries,
+/// keys and values; the heads' outputs come back concatenated.
+///
+/// # Shapes
+/// - `h`: `[batch, tokens, d]`; output `[batch, tokens, d]`
+pub fn self_attention<B: Backend>(qkv: &Linear<B>, h: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
+    let [batch, tokens, d] = h.dims();
+    let qkv = qkv
+        .forward(h)
+        .reshape([batch, tokens, 3, heads, d / heads])
+        .permute([2, 0, 3, 1, 4]);
+    let q = qkv.clone().narrow(0, 0, 1).squeeze_dim::<4>(0);
+    let k = qkv.clone().narrow(0, 1, 1).squeeze_dim::<4>(0);
+    let v = qkv.narrow(0, 2, 1).squeeze_dim::<4>(0);
+    attention(q, k, v, None, None, AttentionModuleOptions::default())
+        .swap_dims(1, 2)
+        .reshape([batch, tokens, d])
+}
+
 /// Layer norm over the last dimension without learned affine terms (adaLN supplies them).
-fn norm<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+pub fn norm<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     let mean = x.clone().mean_dim(2);
     let centred = x - mean;
     let variance = centred.clone().powi_scalar(2).mean_dim(2);
@@ -260,22 +279,11 @@ fn modulate<B: Backend>(x: Tensor<B, 3>, shift: Tensor<B, 2>, scale: Tensor<B, 2
 
 impl<B: Backend> DitBlock<B> {
     fn forward(&self, x: Tensor<B, 3>, condition: Tensor<B, 2>, heads: usize) -> Tensor<B, 3> {
-        let [batch, tokens, d] = x.dims();
         let parts = self.modulation.forward(condition).chunk(6, 1);
         let [shift_a, scale_a, gate_a, shift_m, scale_m, gate_m]: [Tensor<B, 2>; 6] =
             parts.try_into().expect("chunk(6) gives six parts");
         let h = modulate(x.clone(), shift_a, scale_a);
-        let qkv = self
-            .qkv
-            .forward(h)
-            .reshape([batch, tokens, 3, heads, d / heads])
-            .permute([2, 0, 3, 1, 4]);
-        let q = qkv.clone().narrow(0, 0, 1).squeeze_dim::<4>(0);
-        let k = qkv.clone().narrow(0, 1, 1).squeeze_dim::<4>(0);
-        let v = qkv.narrow(0, 2, 1).squeeze_dim::<4>(0);
-        let context = attention(q, k, v, None, None, AttentionModuleOptions::default())
-            .swap_dims(1, 2)
-            .reshape([batch, tokens, d]);
+        let context = self_attention(&self.qkv, h, heads);
         let x = x + self.attention_out.forward(context) * gate_a.unsqueeze_dim::<3>(1);
         let h = modulate(x.clone(), shift_m, scale_m);
         let h = self.mlp_out.forward(gelu(self.mlp_in.forward(h)));

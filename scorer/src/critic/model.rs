@@ -9,14 +9,12 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::gelu;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use refrain_engine::critic::ASPECTS;
 use refrain_engine::model::DitConfig;
 use refrain_engine::model::autoencoder::SeededInit;
-use refrain_engine::model::dit::{TOKEN_FIELDS, field_tensors};
+use refrain_engine::model::dit::{TOKEN_FIELDS, field_tensors, norm, self_attention};
 use std::path::Path;
 
 /// Outputs: overall, then one per aspect.
@@ -186,29 +184,12 @@ impl<B: Backend> CriticBatch<B> {
     }
 }
 
-/// Layer norm over the last dimension, no learned terms.
-fn norm<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let mean = x.clone().mean_dim(2);
-    let centred = x - mean;
-    let variance = centred.clone().powi_scalar(2).mean_dim(2);
-    centred / (variance + 1e-6).sqrt()
-}
-
 impl<B: Backend> CriticBlock<B> {
     fn forward(&self, x: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
-        let [batch, tokens, d] = x.dims();
-        let qkv = self
-            .qkv
-            .forward(norm(x.clone()))
-            .reshape([batch, tokens, 3, heads, d / heads])
-            .permute([2, 0, 3, 1, 4]);
-        let q = qkv.clone().narrow(0, 0, 1).squeeze_dim::<4>(0);
-        let k = qkv.clone().narrow(0, 1, 1).squeeze_dim::<4>(0);
-        let v = qkv.narrow(0, 2, 1).squeeze_dim::<4>(0);
-        let context = attention(q, k, v, None, None, AttentionModuleOptions::default())
-            .swap_dims(1, 2)
-            .reshape([batch, tokens, d]);
-        let x = x + self.attention_out.forward(context);
+        let x = x.clone()
+            + self
+                .attention_out
+                .forward(self_attention(&self.qkv, norm(x), heads));
         x.clone() + self.mlp_out.forward(gelu(self.mlp_in.forward(norm(x))))
     }
 }

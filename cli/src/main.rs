@@ -9,7 +9,7 @@ use refrain_engine::dataset::{self, BuildOptions};
 use refrain_engine::generate::{self, Generation};
 use refrain_engine::model::BarAutoencoderConfig;
 use refrain_engine::model::sampler::SamplerSettings;
-use refrain_engine::music::{Key, Meter, Mood, Stem, Style};
+use refrain_engine::music::{Key, Meter, Mood, Song, Stem, Style};
 use refrain_engine::plan::Request;
 use refrain_engine::render::RenderOptions;
 use refrain_engine::train::data::{StemBarOptions, StemBarSet};
@@ -387,15 +387,20 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_render(args: RenderArgs) -> Result<()> {
-    generate::check_output_dir(&args.out, args.force)?;
-    let bytes =
-        std::fs::read(&args.midi).with_context(|| format!("reading {}", args.midi.display()))?;
+/// Reads a MIDI file into a song, labelled with `style` where given.
+pub(crate) fn read_midi_file(path: &std::path::Path, style: Option<Style>) -> Result<Song> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut song = refrain_engine::midi::read_midi(&bytes)
-        .with_context(|| format!("reading {}", args.midi.display()))?;
-    if let Some(style) = args.style {
+        .with_context(|| format!("reading {}", path.display()))?;
+    if let Some(style) = style {
         song.style = style;
     }
+    Ok(song)
+}
+
+fn run_render(args: RenderArgs) -> Result<()> {
+    generate::check_output_dir(&args.out, args.force)?;
+    let song = read_midi_file(&args.midi, args.style)?;
     let options = RenderOptions {
         sample_rate: args.sample_rate,
         ..RenderOptions::default()

@@ -1,7 +1,7 @@
 //! `refrain score SONG.mid`: the critic alone judges any MIDI file, segment by segment, the
 //! way the reasoning loop judges candidates.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use refrain_engine::music::{Mood, Style};
 use refrain_engine::writer::{self, CpuBackend};
@@ -31,13 +31,7 @@ pub struct ScoreArgs {
 }
 
 pub fn run(args: ScoreArgs) -> Result<()> {
-    let bytes =
-        std::fs::read(&args.midi).with_context(|| format!("reading {}", args.midi.display()))?;
-    let mut song = refrain_engine::midi::read_midi(&bytes)
-        .with_context(|| format!("reading {}", args.midi.display()))?;
-    if let Some(style) = args.style {
-        song.style = style;
-    }
+    let song = crate::read_midi_file(&args.midi, args.style)?;
     let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
     let critic = LearnedCritic::<CpuBackend>::load(&assets, &Default::default())?;
     let score = critic.score_song(&song, args.mood, args.window)?;

@@ -356,13 +356,14 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let think = args.thinking.settings(&judges);
     think.check()?;
     let progress = spinner("writing and rendering");
-    let generation: Generation = generate::generate(
+    let mut generation: Generation = generate::generate(
         &request,
         &models,
         &settings,
         &mut judges.thinking(think),
         &options,
     )?;
+    generation.models.push(judges.guard_entry.clone());
     progress.set_message(format!("writing {}", args.out.display()));
     generation.write_to(&args.out, args.force)?;
     progress.finish_and_clear();

@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use refrain_engine::generate::{ModelEntry, sha256_hex};
 use refrain_engine::guard::{GUARD_FILE, MelodyIndex};
 use refrain_engine::reasoning::{Think, ThinkSettings, Thinking};
 use refrain_engine::writer::CpuBackend;
@@ -46,6 +47,8 @@ fn parse_think(text: &str) -> Result<Think, String> {
 pub struct Judges {
     pub critic: Option<LearnedCritic<CpuBackend>>,
     pub guard: MelodyIndex,
+    /// The guard's file with its hash, for manifests.
+    pub guard_entry: ModelEntry,
 }
 
 impl ThinkArgs {
@@ -76,19 +79,30 @@ impl ThinkArgs {
     /// Loads the guard, and the critic unless thinking without one.
     pub fn judges(&self, assets: &Path) -> Result<Judges> {
         let guard_path = assets.join(GUARD_FILE);
-        let guard = MelodyIndex::read(&guard_path).with_context(|| {
+        let hint = || {
             format!(
                 "loading the memorisation guard (build it with `refrain dataset guard --data \
                  DATASET --out {}`)",
                 guard_path.display()
             )
-        })?;
+        };
+        let bytes = std::fs::read(&guard_path).with_context(hint)?;
+        let guard_entry = ModelEntry {
+            name: "memorisation guard (melody index)".into(),
+            file: GUARD_FILE.into(),
+            sha256: sha256_hex(&bytes),
+        };
+        let guard = MelodyIndex::from_bytes(&bytes).with_context(hint)?;
         let critic = if self.think.settings().use_critic {
             Some(LearnedCritic::load(assets, &Default::default())?)
         } else {
             None
         };
-        Ok(Judges { critic, guard })
+        Ok(Judges {
+            critic,
+            guard,
+            guard_entry,
+        })
     }
 }
 

@@ -93,7 +93,11 @@ fn the_issue_request_gives_the_promised_song() {
     assert!(manifest["true_peak_dbtp"].as_f64().unwrap() <= -1.0 + 1e-9);
     assert!(manifest["licences"].as_array().unwrap().len() >= 6);
     let models = manifest["models"].as_array().unwrap();
-    assert_eq!(models.len(), 3, "the autoencoder, the DiT and the critic");
+    assert_eq!(
+        models.len(),
+        4,
+        "the autoencoder, the DiT, the critic and the guard"
+    );
     for model in models {
         let file = model["file"].as_str().unwrap();
         let bytes = std::fs::read(

@@ -39,7 +39,6 @@ pub fn aspect_reasons(candidate: &Candidate) -> [String; ASPECTS.len()] {
     let parts = splits(candidate);
     let written_bars = candidate.written.len().max(1) as f32;
     let context_bars = (song.bars as usize - candidate.written.len()).max(1) as f32;
-    let beat = song.meter.steps_per_beat();
 
     // Harmony: the pitched stem with the most notes outside the key, or off the chords.
     let harmony = parts
@@ -159,7 +158,6 @@ pub fn aspect_reasons(candidate: &Candidate) -> [String; ASPECTS.len()] {
         song.style,
         song.meter
     );
-    let _ = beat;
     [harmony, rhythm, melody, continuity, adherence]
 }
 

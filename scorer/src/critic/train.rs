@@ -469,19 +469,19 @@ pub fn evaluate(
     let mut chosen: Vec<usize> = (0..set.len()).filter(|&i| set[i].1.is_none()).collect();
     chosen.extend(negatives.iter().step_by(stride).take(real.len()));
     let label = |i: usize| if set[i].1.is_none() { 1.0 } else { 0.0 };
-    let labels: Vec<f32> = chosen.iter().map(|&i| label(i)).collect();
+    let truth: Vec<f32> = chosen.iter().map(|&i| label(i)).collect();
     let raw_p: Vec<f32> = chosen.iter().map(|&i| sigmoid(raw[i][0])).collect();
     let cal_p: Vec<f32> = chosen.iter().map(|&i| calibrated[i][0]).collect();
     let brier = cal_p
         .iter()
-        .zip(&labels)
+        .zip(&truth)
         .map(|(p, y)| f64::from((p - y).powi(2)))
         .sum::<f64>()
-        / labels.len().max(1) as f64;
+        / truth.len().max(1) as f64;
     let mut loss_sum = 0f64;
     let mut weight_sum = 0f64;
     for ((_, kind), z) in set.iter().zip(raw) {
-        let (t, w) = labels_of(*kind, aspect_weight);
+        let (t, w) = labels(*kind, aspect_weight);
         for o in 0..OUTPUTS {
             let z = f64::from(z[o]);
             let l = z.max(0.0) - z * f64::from(t[o]) + (-z.abs()).exp().ln_1p();
@@ -493,17 +493,13 @@ pub fn evaluate(
         examples: set.len(),
         auc_by_kind,
         auc_by_aspect,
-        ece_raw: expected_calibration_error(&raw_p, &labels, 10),
-        ece_calibrated: expected_calibration_error(&cal_p, &labels, 10),
+        ece_raw: expected_calibration_error(&raw_p, &truth, 10),
+        ece_calibrated: expected_calibration_error(&cal_p, &truth, 10),
         brier_calibrated: brier,
         real_pass_rate: real.iter().filter(|&&p| p >= config.threshold).count() as f64
             / real.len().max(1) as f64,
         loss: loss_sum / weight_sum.max(1e-9),
     }
-}
-
-fn labels_of(kind: Option<NegativeKind>, aspect_weight: f32) -> ([f32; OUTPUTS], [f32; OUTPUTS]) {
-    labels(kind, aspect_weight)
 }
 
 /// Fits every output's Platt scaling on `set` and picks the acceptance threshold: the
@@ -672,7 +668,6 @@ pub fn train_critic<B: AutodiffBackend>(
         std::fs::write(&log_path, "step,train_loss,held_out_loss,mean_auc\n")
             .map_err(|e| Error::Io(format!("writing {}", log_path.display()), e))?;
     }
-    let inner = device.clone();
     while state.step < config.steps {
         let examples = training_batch(corpus, &weak.train, config, state.step);
         let inputs: Vec<&CriticInput> = examples.iter().map(|(i, _)| i).collect();
@@ -693,7 +688,7 @@ pub fn train_critic<B: AutodiffBackend>(
         state.loss_count += 1;
         let mut evaluation = None;
         if state.step.is_multiple_of(config.evaluate_every) || state.step == config.steps {
-            let raw = logits(&model.valid(), &held_out, &inner)?;
+            let raw = logits(&model.valid(), &held_out, device)?;
             let found = evaluate(&config.model, &held_out, &raw, config.aspect_weight);
             let mean_auc = found.auc_by_kind.iter().map(|k| k.1).sum::<f64>()
                 / found.auc_by_kind.len().max(1) as f64;
@@ -725,10 +720,10 @@ pub fn train_critic<B: AutodiffBackend>(
         config.evaluation_per_kind,
         config.seed ^ 0xca1,
     );
-    let raw = logits(&trained, &calibration_set, &inner)?;
+    let raw = logits(&trained, &calibration_set, device)?;
     let mut calibrated = config.model.clone();
     calibrate(&mut calibrated, &calibration_set, &raw, 0.9);
-    let raw = logits(&trained, &held_out, &inner)?;
+    let raw = logits(&trained, &held_out, device)?;
     let evaluation = evaluate(&calibrated, &held_out, &raw, config.aspect_weight);
     let weights = out.join(super::CRITIC_FILE);
     let partial = out.join(format!("{}.partial", super::CRITIC_FILE));

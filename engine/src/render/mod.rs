@@ -9,6 +9,7 @@
 
 pub mod dsp;
 pub mod master;
+pub mod performance;
 #[cfg(test)]
 mod tests;
 pub mod voices;
@@ -198,11 +199,6 @@ fn placement(stem: Stem) -> (f32, f32, f32) {
     }
 }
 
-/// Seed of a note's noise, from the stem's position in the song, its start and its pitch.
-fn note_seed(stem_index: usize, start: u32, pitch: i32) -> u64 {
-    ((stem_index as u64) << 56) ^ (u64::from(start) << 20) ^ (pitch as u32 as u64)
-}
-
 /// Renders one stem to an interleaved stereo buffer of `frames` frames.
 fn render_stem(
     song: &Song,
@@ -213,47 +209,20 @@ fn render_stem(
 ) -> Vec<f32> {
     let mut out = vec![0.0f32; frames * 2];
     let voice = Voice::for_instrument(track.instrument);
-    let rate = f64::from(sample_rate);
-    let frames_per_step = song.step_seconds() * rate;
-    let frame_at = |step: u64| -> usize {
-        let f = (step as f64 * frames_per_step).round();
-        if f >= frames as f64 {
-            frames
-        } else {
-            f as usize
-        }
-    };
-    // Counted in u64: a song deserialised from outside may carry any values, and the render
-    // must not overflow on them.
-    let last_step = u64::from(song.bars) * u64::from(song.meter.steps_per_bar());
+    let last_bar = performance::last_bar_frame(song, frames, sample_rate);
     let (pan, spread, level) = placement(track.stem);
     let mut note_buffer: Vec<f32> = Vec::new();
     let mut scratch = Scratch::default();
-    for note in &track.notes {
-        let note_end = u64::from(note.start) + u64::from(note.duration);
-        let start = frame_at(u64::from(note.start));
-        if start >= frames || note.velocity == 0 {
-            continue;
-        }
-        let end = frame_at(note_end).max(start + 1);
-        let available = frames - start;
-        let pitch = if track.stem.is_pitched() {
-            song.key.to_midi(note.pitch.clamp(-128, 128)).clamp(0, 127)
-        } else {
-            note.pitch
-        };
-        let mut event = NoteEvent {
-            pitch,
-            velocity: f32::from(note.velocity.min(127)) / 127.0,
-            gate: (end - start).min(available),
+    for played in performance::perform(song, track, stem_index, frames, sample_rate) {
+        let available = frames - played.start;
+        let event = NoteEvent {
+            pitch: played.pitch,
+            velocity: played.velocity,
+            gate: played.gate,
             sample_rate: sample_rate as f32,
-            seed: note_seed(stem_index, note.start, note.pitch),
+            seed: played.seed,
         };
-        // A note that ends the song rings out: it is held through the tail after the last
-        // bar and faded to silence over it, instead of being cut at the bar line.
-        let rings_out = note_end >= last_step && end < frames;
-        let length = if rings_out {
-            event.gate = available;
+        let length = if played.rings_out {
             available
         } else {
             voice.sounding_samples(&event).min(available)
@@ -264,24 +233,19 @@ fn render_stem(
         note_buffer.clear();
         note_buffer.resize(length, 0.0);
         voice.render(&event, &mut note_buffer, &mut scratch);
-        if rings_out {
-            let held = end - start;
-            let tail = (length - held) as f32;
-            for (i, s) in note_buffer[held..].iter_mut().enumerate() {
-                // Raised-cosine fade: smooth at both ends, no click at the bar line.
-                let x = i as f32 / tail;
-                *s *= 0.5 + 0.5 * (std::f32::consts::PI * x).cos();
-            }
+        if played.rings_out {
+            let held = last_bar.saturating_sub(played.start).min(length);
+            performance::ring_out_fade(&mut note_buffer[held..]);
         }
         // Equal-power pan, spread per pitch class so a texture's notes fan out in the field.
         let offset = if spread > 0.0 {
-            spread * ((note.pitch.rem_euclid(12) * 7 % 12) as f32 / 11.0 - 0.5)
+            spread * ((played.pitch.rem_euclid(12) * 7 % 12) as f32 / 11.0 - 0.5)
         } else {
             0.0
         };
         let angle = ((pan + offset).clamp(-1.0, 1.0) + 1.0) * std::f32::consts::FRAC_PI_4;
         let (left, right) = (angle.cos() * level, angle.sin() * level);
-        let target = &mut out[start * 2..(start + length) * 2];
+        let target = &mut out[played.start * 2..(played.start + length) * 2];
         for (frame, &s) in target.chunks_exact_mut(2).zip(&note_buffer) {
             frame[0] += s * left;
             frame[1] += s * right;

@@ -1,24 +1,29 @@
-//! Audio rendering: built-in synth voices per instrument, a plain mixer, loudness
-//! measurement (EBU R128) and 24-bit WAV writing.
+//! Audio rendering: instruments, mixer, master and WAV export.
 //!
-//! Each stem is rendered note by note through its instrument's [`voices::Voice`] into its own
-//! stereo buffer at a fixed pan and level; the mix is their sum; the master applies one gain
-//! to reach the target loudness under the true-peak ceiling, to the stems as well, so the stems
-//! still add up to the mix. Rendering is deterministic: all noise comes from generators seeded
-//! by the stem, the note's start and its pitch.
+//! Each stem's notes are first turned into a humanised performance ([`performance`]), played
+//! by its instrument (a built-in synth voice per [`voices::Voice`]) into its own stereo
+//! buffer, and run through its channel strip ([`mix`]: EQ, compressor, kick ducking, reverb
+//! send). The stems, scaled together so none clips, sum to the mix bus; the master
+//! ([`master`]) glues, normalises and true-peak limits the bus into the mix. Rendering is
+//! deterministic: all noise comes from generators seeded by the stem and the note.
+//!
+//! A loop renders past its end and wraps the tails (releases, reverb) into its start, and
+//! every strip and the master run over the loop's end before its start, so the level and
+//! colour at the wrap match the rest of the loop.
 
 pub mod dsp;
 pub mod master;
+pub mod mix;
 pub mod performance;
 #[cfg(test)]
 mod tests;
 pub mod voices;
-mod wav;
+pub mod wav;
 
-pub use wav::write_wav;
+pub use wav::{WavInfo, WavLoop, WavOptions, read_loop, write_wav, write_wav_with};
 
 use crate::Error;
-use crate::music::{Song, Stem, StemTrack};
+use crate::music::{DrumClass, Song, Stem, StemTrack};
 use serde::{Deserialize, Serialize};
 use voices::{NoteEvent, Scratch, Voice};
 
@@ -30,6 +35,9 @@ pub struct RenderOptions {
     pub target_lufs: f64,
     /// Ceiling for the mix's true peak, dBTP.
     pub true_peak_ceiling_dbtp: f64,
+    /// Render a seamless loop: tails wrap into the start, no ring-out.
+    #[serde(default)]
+    pub looped: bool,
 }
 
 impl Default for RenderOptions {
@@ -38,6 +46,7 @@ impl Default for RenderOptions {
             sample_rate: 48_000,
             target_lufs: -14.0,
             true_peak_ceiling_dbtp: -1.0,
+            looped: false,
         }
     }
 }
@@ -55,21 +64,34 @@ impl StereoBuffer {
     }
 }
 
-/// A rendered song: each stem before the master, the mix after it, and its measured levels.
+/// A rendered song: each stem before the master (their sum is the mix bus), the mix after
+/// it, and its measured levels.
 #[derive(Clone, Debug)]
 pub struct RenderedSong {
     pub stems: Vec<(Stem, StereoBuffer)>,
     pub mix: StereoBuffer,
     pub loudness_lufs: f64,
     pub true_peak_dbtp: f64,
+    /// Gain from the mix bus to the limiter, dB.
+    pub master_gain_db: f64,
 }
 
 /// Longest render accepted, in minutes: a bound on memory (about 1.4 GB of buffers at 48 kHz),
 /// well past any song refrain plans.
 pub const MAX_RENDER_MINUTES: u64 = 20;
 
+/// Seconds a loop renders past its end, so release and reverb tails can wrap into its start.
+const LOOP_TAIL_SECONDS: f64 = 6.0;
+
+/// Seconds of a loop's end that every strip and the master run over before its start, so
+/// their state (compressor envelopes, reverb) at the start is what it is coming round.
+const LOOP_PRIMER_SECONDS: f64 = 4.0;
+
+/// Peak level the stems and their sum are scaled to stay under, so stems export unclipped.
+const STEM_HEADROOM: f32 = 0.89;
+
 /// Renders `song` to exactly `frames` frames. Notes sounding at the end of the last bar ring
-/// out into the remaining frames.
+/// out into the remaining frames (or, in a loop, wrap round into its start).
 pub fn render_song(
     song: &Song,
     frames: u64,
@@ -77,6 +99,33 @@ pub fn render_song(
 ) -> Result<RenderedSong, Error> {
     check_request(song, frames, options)?;
     let frames = frames as usize;
+    let rate = options.sample_rate;
+    let looped = options.looped && frames > 0;
+    let (tail, primer) = if looped {
+        let seconds = |s: f64| (s * f64::from(rate)) as usize;
+        (seconds(LOOP_TAIL_SECONDS), seconds(LOOP_PRIMER_SECONDS).min(frames))
+    } else {
+        (0, 0)
+    };
+    let kicks: Vec<usize> = song
+        .stems
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.stem == Stem::Drums)
+        .flat_map(|(i, t)| performance::perform(song, t, i, frames, rate, looped))
+        .filter(|n| n.pitch == DrumClass::Kick.index())
+        .flat_map(|n| {
+            // In a loop, the kicks of its end duck the primer that runs before its start.
+            let wrapped = (n.start + primer >= frames).then(|| n.start + primer - frames);
+            wrapped.into_iter().chain([n.start + primer])
+        })
+        .collect::<std::collections::BTreeSet<usize>>()
+        .into_iter()
+        .collect();
+    let beat_frames = (song.step_seconds()
+        * f64::from(song.meter.steps_per_beat())
+        * f64::from(rate)) as f32;
+    let room = mix::room(song.style);
     // Stems render independently (each from its own seeded streams), so they go side by
     // side on the cores; the bytes are the same as rendering them one after another.
     let rendered: Vec<Vec<f32>> = std::thread::scope(|scope| {
@@ -85,7 +134,32 @@ pub fn render_song(
             .iter()
             .enumerate()
             .map(|(index, track)| {
-                scope.spawn(move || render_stem(song, track, index, frames, options.sample_rate))
+                let kicks = &kicks;
+                scope.spawn(move || {
+                    let mut dry =
+                        render_stem(song, track, index, frames + tail, rate, looped);
+                    if looped {
+                        dry = wrap_loop(dry, frames, primer);
+                    }
+                    let strip = mix::strip(song.style, track.stem);
+                    let duck = mix::duck_gains(
+                        kicks,
+                        frames + primer,
+                        strip.duck_db,
+                        beat_frames,
+                        rate as f32,
+                    );
+                    mix::process_stem(&mut dry, &strip, &room, &duck, rate as f32);
+                    dry.drain(..primer * 2);
+                    if !looped {
+                        // The song ends inside its length: the ring-out after the last bar
+                        // fades to silence, reverb included.
+                        let held = performance::last_bar_frame(song, frames, rate);
+                        let mut tail: Vec<f32> = Vec::new();
+                        fade_stereo_tail(&mut dry[held * 2..], &mut tail);
+                    }
+                    dry
+                })
             })
             .collect();
         workers
@@ -104,42 +178,82 @@ pub fn render_song(
             (
                 track.stem,
                 StereoBuffer {
-                    sample_rate: options.sample_rate,
+                    sample_rate: rate,
                     samples,
                 },
             )
         })
         .collect();
-    let mut mix = StereoBuffer {
-        sample_rate: options.sample_rate,
-        samples: vec![0.0; frames * 2],
-    };
-    sum_into(&mut mix.samples, &stems);
-    let (loudness, true_peak) = master::measure(&mix)?;
-    let decision = master::choose_gain(
-        loudness,
-        true_peak,
-        options.target_lufs,
-        options.true_peak_ceiling_dbtp,
-    );
-    if decision.gain_db != 0.0 {
-        let gain = 10f64.powf(decision.gain_db / 20.0) as f32;
+    let mut bus = vec![0.0f32; frames * 2];
+    sum_into(&mut bus, &stems);
+    let loudest = stems
+        .iter()
+        .map(|(_, s)| peak(&s.samples))
+        .fold(peak(&bus), f32::max);
+    if loudest > STEM_HEADROOM {
+        let gain = STEM_HEADROOM / loudest;
         for (_, stem) in &mut stems {
-            for s in &mut stem.samples {
-                *s *= gain;
-            }
+            stem.samples.iter_mut().for_each(|s| *s *= gain);
         }
-        // Summing the scaled stems (rather than scaling the mix) keeps "stems add up to the
-        // mix" exact to the last bit.
-        mix.samples.fill(0.0);
-        sum_into(&mut mix.samples, &stems);
+        bus.fill(0.0);
+        sum_into(&mut bus, &stems);
     }
+    // The master sees the loop's end before its start, as it would coming round.
+    let mastered = if looped {
+        let mut primed = bus[(frames - primer) * 2..].to_vec();
+        primed.extend_from_slice(&bus);
+        let mut mastered = master::master(
+            &primed,
+            rate,
+            options.target_lufs,
+            options.true_peak_ceiling_dbtp,
+        )?;
+        mastered.mix.drain(..primer * 2);
+        mastered
+    } else {
+        master::master(&bus, rate, options.target_lufs, options.true_peak_ceiling_dbtp)?
+    };
     Ok(RenderedSong {
         stems,
-        mix,
-        loudness_lufs: decision.loudness_lufs,
-        true_peak_dbtp: decision.true_peak_dbtp,
+        mix: StereoBuffer {
+            sample_rate: rate,
+            samples: mastered.mix,
+        },
+        loudness_lufs: mastered.loudness_lufs,
+        true_peak_dbtp: mastered.true_peak_dbtp,
+        master_gain_db: mastered.gain_db,
     })
+}
+
+/// The ring-out fade over an interleaved stereo tail.
+fn fade_stereo_tail(samples: &mut [f32], scratch: &mut Vec<f32>) {
+    scratch.clear();
+    scratch.resize(samples.len() / 2, 1.0);
+    performance::ring_out_fade(scratch);
+    for (frame, gain) in samples.chunks_exact_mut(2).zip(scratch.iter()) {
+        frame[0] *= gain;
+        frame[1] *= gain;
+    }
+}
+
+fn peak(samples: &[f32]) -> f32 {
+    samples.iter().fold(0.0f32, |m, s| m.max(s.abs()))
+}
+
+/// Folds a loop's rendered tail (everything past `frames`) back onto its start, and puts the
+/// loop's last `primer` frames in front of it for the strips to run over first.
+fn wrap_loop(mut rendered: Vec<f32>, frames: usize, primer: usize) -> Vec<f32> {
+    let tail = rendered.split_off(frames * 2);
+    // A tail longer than the loop wraps more than once.
+    for chunk in tail.chunks(frames * 2) {
+        for (s, t) in rendered.iter_mut().zip(chunk) {
+            *s += t;
+        }
+    }
+    let mut primed = Vec::with_capacity((primer + frames) * 2);
+    primed.extend_from_slice(&rendered[(frames - primer) * 2..]);
+    primed.extend_from_slice(&rendered);
+    primed
 }
 
 fn check_request(song: &Song, frames: u64, options: &RenderOptions) -> Result<(), Error> {
@@ -199,6 +313,23 @@ fn placement(stem: Stem) -> (f32, f32, f32) {
     }
 }
 
+/// Velocity steps a note is rendered at: finer than the ear can tell apart in a mix, coarse
+/// enough that a part's repeated notes are rendered once (see [`NoteCache`]).
+const TOUCH_LEVELS: f32 = 48.0;
+
+/// Bytes of rendered notes one stem keeps for reuse; past it, notes render every time.
+const NOTE_CACHE_BYTES: usize = 96 << 20;
+
+/// Rendered notes of one stem by (pitch, gate, touch level). A note's sound is a pure function
+/// of that key (its noise is seeded from the key, not from when it plays), so taking a note
+/// from the cache gives the same bytes as rendering it again: songs repeat most of their notes
+/// (drum hits, bass figures, chord voicings), and rendering each once was the largest saving.
+#[derive(Default)]
+struct NoteCache {
+    notes: std::collections::HashMap<(i32, usize, u8), Vec<f32>>,
+    bytes: usize,
+}
+
 /// Renders one stem to an interleaved stereo buffer of `frames` frames.
 fn render_stem(
     song: &Song,
@@ -206,36 +337,52 @@ fn render_stem(
     stem_index: usize,
     frames: usize,
     sample_rate: u32,
+    looped: bool,
 ) -> Vec<f32> {
     let mut out = vec![0.0f32; frames * 2];
     let voice = Voice::for_instrument(track.instrument);
     let last_bar = performance::last_bar_frame(song, frames, sample_rate);
     let (pan, spread, level) = placement(track.stem);
-    let mut note_buffer: Vec<f32> = Vec::new();
+    let mut ring_buffer: Vec<f32> = Vec::new();
     let mut scratch = Scratch::default();
-    for played in performance::perform(song, track, stem_index, frames, sample_rate) {
+    let mut cache = NoteCache::default();
+    for played in performance::perform(song, track, stem_index, frames, sample_rate, looped) {
         let available = frames - played.start;
+        let touch = (played.velocity * TOUCH_LEVELS).round().clamp(1.0, TOUCH_LEVELS) as u8;
+        let key = (played.pitch, played.gate, touch);
         let event = NoteEvent {
             pitch: played.pitch,
-            velocity: played.velocity,
+            velocity: f32::from(touch) / TOUCH_LEVELS,
             gate: played.gate,
             sample_rate: sample_rate as f32,
-            seed: played.seed,
+            seed: performance::note_seed(stem_index, played.gate as u32, played.pitch)
+                ^ (u64::from(touch) << 40),
         };
-        let length = if played.rings_out {
-            available
+        let note: &[f32] = if played.rings_out {
+            ring_buffer.clear();
+            ring_buffer.resize(available, 0.0);
+            voice.render(&event, &mut ring_buffer, &mut scratch);
+            let held = last_bar.saturating_sub(played.start).min(available);
+            performance::ring_out_fade(&mut ring_buffer[held..]);
+            &ring_buffer
         } else {
-            voice.sounding_samples(&event).min(available)
+            if !cache.notes.contains_key(&key) {
+                let mut rendered = vec![0.0; voice.sounding_samples(&event)];
+                voice.render(&event, &mut rendered, &mut scratch);
+                if cache.bytes > NOTE_CACHE_BYTES {
+                    // Full: start over rather than grow without bound.
+                    cache.notes.clear();
+                    cache.bytes = 0;
+                }
+                cache.bytes += rendered.len() * 4;
+                cache.notes.insert(key, rendered);
+            }
+            let rendered = &cache.notes[&key];
+            &rendered[..rendered.len().min(available)]
         };
+        let length = note.len();
         if length == 0 {
             continue;
-        }
-        note_buffer.clear();
-        note_buffer.resize(length, 0.0);
-        voice.render(&event, &mut note_buffer, &mut scratch);
-        if played.rings_out {
-            let held = last_bar.saturating_sub(played.start).min(length);
-            performance::ring_out_fade(&mut note_buffer[held..]);
         }
         // Equal-power pan, spread per pitch class so a texture's notes fan out in the field.
         let offset = if spread > 0.0 {
@@ -246,7 +393,7 @@ fn render_stem(
         let angle = ((pan + offset).clamp(-1.0, 1.0) + 1.0) * std::f32::consts::FRAC_PI_4;
         let (left, right) = (angle.cos() * level, angle.sin() * level);
         let target = &mut out[played.start * 2..(played.start + length) * 2];
-        for (frame, &s) in target.chunks_exact_mut(2).zip(&note_buffer) {
+        for (frame, &s) in target.chunks_exact_mut(2).zip(note) {
             frame[0] += s * left;
             frame[1] += s * right;
         }

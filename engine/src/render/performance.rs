@@ -142,20 +142,24 @@ fn accent(meter: Meter, step_in_bar: u32) -> f32 {
     }
 }
 
-/// The velocity curve: MIDI velocity to a 0..1 loudness, a little steeper than linear so soft
-/// notes sit back, the way a keyboard's touch response does.
+/// The velocity curve: MIDI velocity to a 0..1 touch, a little steeper than linear so soft
+/// notes sit back, the way a keyboard's touch response does (the voices add their own
+/// loudness law on top).
 pub fn velocity_curve(velocity: u8) -> f32 {
-    (f32::from(velocity.min(127)) / 127.0).powf(1.3)
+    (f32::from(velocity.min(127)) / 127.0).powf(1.15)
 }
 
 /// Plays one stem of `song` into a buffer of `frames` frames at `sample_rate`. Notes that
 /// start at or after `frames`, and silent notes, are left out; the result is sorted by start.
+/// In a loop nothing rings out: the last notes release as written, and their tails wrap
+/// around to the loop's start.
 pub fn perform(
     song: &Song,
     track: &StemTrack,
     stem_index: usize,
     frames: usize,
     sample_rate: u32,
+    looped: bool,
 ) -> Vec<PlayedNote> {
     let feel = Feel::for_style(song.style);
     let rate = f64::from(sample_rate);
@@ -199,17 +203,19 @@ pub fn perform(
             continue;
         }
         let note_end = u64::from(note.start) + u64::from(note.duration);
-        let rings_out = note_end >= last_step;
+        let rings_out = note_end >= last_step && !looped;
         let held_steps = if drums {
             f64::from(note.duration)
         } else {
             f64::from(note.duration) * feel.articulation
         };
-        let end = to_frame(start_position + held_steps.max(0.25));
+        // Measured from the written length alone (not from the shifted start), so equal notes
+        // get equal gates, and the renderer can reuse one rendering for all of them.
+        let held = (held_steps.max(0.25) * frames_per_step).round().max(1.0) as usize;
         let gate = if rings_out {
             frames - start
         } else {
-            end.saturating_sub(start).max(1)
+            held.min(frames - start)
         };
         let pitch = if track.stem.is_pitched() {
             song.key.to_midi(note.pitch.clamp(-128, 128)).clamp(0, 127)
@@ -291,8 +297,8 @@ mod tests {
         let jazz = song(Style::Jazz, notes.clone());
         let rock = song(Style::Rock, notes);
         let step = 48_000.0 * 0.125;
-        let jazz_played = perform(&jazz, &jazz.stems[0], 0, frames, 48_000);
-        let rock_played = perform(&rock, &rock.stems[0], 0, frames, 48_000);
+        let jazz_played = perform(&jazz, &jazz.stems[0], 0, frames, 48_000, false);
+        let rock_played = perform(&rock, &rock.stems[0], 0, frames, 48_000, false);
         for (j, r) in jazz_played.iter().zip(&rock_played) {
             let jazz_delay = j.start as f64 - r.start as f64;
             // Both carry up to 8 ms (384 frames) of jitter; swing adds 0.55 of a step.
@@ -305,8 +311,8 @@ mod tests {
         let notes: Vec<Note> = (0..32).map(|i| note(i, 1 + i % 3, 90)).collect();
         let s = song(Style::Lofi, notes);
         let frames = 48_000 * 4 + 100;
-        let a = perform(&s, &s.stems[0], 0, frames, 48_000);
-        let b = perform(&s, &s.stems[0], 0, frames, 48_000);
+        let a = perform(&s, &s.stems[0], 0, frames, 48_000, false);
+        let b = perform(&s, &s.stems[0], 0, frames, 48_000, false);
         assert_eq!(a, b);
         for n in &a {
             assert!(n.start < frames && n.gate >= 1 && n.start + n.gate <= frames);
@@ -320,7 +326,7 @@ mod tests {
     fn the_last_note_rings_out_and_silent_notes_are_dropped() {
         let s = song(Style::Rock, vec![note(0, 4, 0), note(28, 4, 100)]);
         let frames = 48_000 * 5;
-        let played = perform(&s, &s.stems[0], 0, frames, 48_000);
+        let played = perform(&s, &s.stems[0], 0, frames, 48_000, false);
         assert_eq!(played.len(), 1);
         assert!(played[0].rings_out);
         assert_eq!(played[0].start + played[0].gate, frames);

@@ -232,37 +232,113 @@ fn rendering_is_bit_identical() {
 }
 
 #[test]
-fn mix_meets_loudness_target_or_peak_ceiling_and_stems_sum_to_it() {
+fn mix_meets_loudness_target_under_the_ceiling_and_stems_sum_to_the_bus() {
     for (target, ceiling) in [(-14.0, -1.0), (-20.0, -1.0), (-8.0, -1.0), (-16.0, -3.0)] {
         let song = band_song(4, 110.0, BAND);
         let opts = RenderOptions {
             sample_rate: 48_000,
             target_lufs: target,
             true_peak_ceiling_dbtp: ceiling,
+            looped: false,
         };
         let r = render_song(&song, song_frames(&song, 48_000) + 48_000, &opts).unwrap();
         assert!(r.mix.samples.iter().all(|s| s.is_finite()));
+        // Checked with the ebur128 crate's own meter and true-peak interpolator.
         let (loudness, peak) = master::measure(&r.mix).unwrap();
         let (loudness, peak) = (loudness.unwrap(), peak.unwrap());
+        assert!(peak <= ceiling, "true peak {peak} over ceiling {ceiling}");
+        // -8 LUFS under -1 dBTP asks more than a limiter gives without distortion: the
+        // master gets as close as its passes allow.
+        let tolerance = if target > -10.0 { 2.0 } else { 0.5 };
         assert!(
-            peak <= ceiling + 0.1,
-            "true peak {peak} over ceiling {ceiling}"
-        );
-        assert!(
-            (loudness - target).abs() <= 0.5 || (peak - ceiling).abs() <= 0.1,
+            (loudness - target).abs() <= tolerance,
             "loudness {loudness} for target {target}, peak {peak}"
         );
+        assert!(r.mix.samples.iter().all(|s| s.abs() < 1.0), "no clipping");
         // The report is honest.
         assert!((r.loudness_lufs - loudness).abs() < 0.05);
-        assert!((r.true_peak_dbtp - peak).abs() < 0.05);
-        let mut sum = vec![0.0f32; r.mix.samples.len()];
+        assert!((r.true_peak_dbtp - peak).abs() < 0.2);
+        // The stems are unclipped and sum to the mix bus, which the master gain and limiter
+        // turn into the mix: scaled back by the gain, the bus sits near the mix wherever the
+        // limiter left it alone.
+        let mut bus = vec![0.0f32; r.mix.samples.len()];
         for (_, s) in &r.stems {
-            for (a, b) in sum.iter_mut().zip(&s.samples) {
+            assert!(s.samples.iter().all(|x| x.abs() <= 0.9));
+            for (a, b) in bus.iter_mut().zip(&s.samples) {
                 *a += b;
             }
         }
-        assert_eq!(sum, r.mix.samples);
+        let gain = 10f64.powf(r.master_gain_db / 20.0);
+        let correlation: f64 = bus
+            .iter()
+            .zip(&r.mix.samples)
+            .map(|(b, m)| f64::from(*b) * gain * f64::from(*m))
+            .sum::<f64>()
+            / (rms(&r.mix.samples).powi(2) * r.mix.samples.len() as f64);
+        assert!(correlation > 0.8, "{correlation}");
     }
+}
+
+/// Level (dB) and spectral centroid (Hz) of one 1024-frame window of a mono mixdown.
+fn window_features(samples: &[f32], frame: usize, rate: f32) -> (f64, f64) {
+    let n = 1024;
+    let mono: Vec<f64> = (0..n)
+        .map(|i| f64::from(samples[(frame + i) * 2] + samples[(frame + i) * 2 + 1]) * 0.5)
+        .collect();
+    let level = 10.0 * (mono.iter().map(|x| x * x).sum::<f64>() / n as f64 + 1e-12).log10();
+    let (mut weighted, mut total) = (0.0, 0.0);
+    for k in 1..n / 2 {
+        let (mut re, mut im) = (0.0, 0.0);
+        for (i, x) in mono.iter().enumerate() {
+            let hann = 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / n as f64).cos();
+            let angle = std::f64::consts::TAU * (k * i) as f64 / n as f64;
+            re += x * hann * angle.cos();
+            im -= x * hann * angle.sin();
+        }
+        let magnitude = (re * re + im * im).sqrt();
+        weighted += magnitude * k as f64 * f64::from(rate) / n as f64;
+        total += magnitude;
+    }
+    (level, weighted / total.max(1e-12))
+}
+
+#[test]
+fn a_loop_wraps_without_a_jump_in_level_or_colour() {
+    let song = band_song(4, 120.0, BAND);
+    let frames = song_frames(&song, 48_000);
+    let options = RenderOptions {
+        looped: true,
+        ..RenderOptions::default()
+    };
+    let r = render_song(&song, frames, &options).unwrap();
+    assert_eq!(r.mix.frames() as u64, frames);
+    let frames = frames as usize;
+    // The wrap: the loop's last window followed by its first, as a player hears it.
+    let mut wrap = r.mix.samples[(frames - 1024) * 2..].to_vec();
+    wrap.extend_from_slice(&r.mix.samples[..1024 * 2]);
+    let (end, start) = (
+        window_features(&wrap, 0, 48_000.0),
+        window_features(&wrap, 1024, 48_000.0),
+    );
+    let jump = ((end.0 - start.0).abs(), (end.1 - start.1).abs());
+    // Neighbouring windows inside the loop, one per beat, give the scale of normal change.
+    let mut level_steps = Vec::new();
+    let mut colour_steps = Vec::new();
+    for beat in 1..15 {
+        let at = beat * 24_000 - 1024;
+        let (a, b) = (
+            window_features(&r.mix.samples, at, 48_000.0),
+            window_features(&r.mix.samples, at + 1024, 48_000.0),
+        );
+        level_steps.push((a.0 - b.0).abs());
+        colour_steps.push((a.1 - b.1).abs());
+    }
+    let largest = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    assert!(jump.0 <= largest(&level_steps), "level jump {} vs {level_steps:?}", jump.0);
+    assert!(jump.1 <= largest(&colour_steps), "colour jump {} vs {colour_steps:?}", jump.1);
+    // Without wrapping, the start would begin dry: the loop's start carries the end's tails.
+    let plain = render_song(&song, frames as u64, &RenderOptions::default()).unwrap();
+    assert_ne!(plain.mix.samples[..2048], r.mix.samples[..2048]);
 }
 
 #[test]
@@ -503,7 +579,7 @@ fn render_speed_three_minute_song() {
         let seconds = started.elapsed().as_secs_f64();
         for (index, track) in song.stems.iter().enumerate() {
             let t = std::time::Instant::now();
-            let _ = render_stem(&song, track, index, frames as usize, 48_000);
+            let _ = render_stem(&song, track, index, frames as usize, 48_000, false);
             println!(
                 "  {:?}: {:.3} s",
                 track.instrument,

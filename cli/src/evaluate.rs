@@ -45,6 +45,9 @@ pub enum EvaluateCommand {
     /// equal-compute baseline (--think none, as many DiT evaluations, one candidate kept at
     /// random) and compare them on measures the critic never trained on.
     Reasoning(crate::evaluate_reasoning::EvaluateReasoningArgs),
+    /// Render songs and loops across every style and check them the way a distributor would:
+    /// loudness, true peak, clipping, exact duration, and the seam of each loop.
+    Audio(crate::evaluate_audio::EvaluateAudioArgs),
 }
 
 #[derive(Args)]
@@ -75,6 +78,7 @@ pub fn run(command: EvaluateCommand) -> Result<()> {
         EvaluateCommand::Autoencoder { data, weights } => run_autoencoder(data, weights),
         EvaluateCommand::Dit(args) => run_dit(args),
         EvaluateCommand::Reasoning(args) => crate::evaluate_reasoning::run(args),
+        EvaluateCommand::Audio(args) => crate::evaluate_audio::run(args),
     }
 }
 

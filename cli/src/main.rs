@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 mod calibrate;
 mod evaluate;
+mod evaluate_audio;
 mod evaluate_reasoning;
 mod guard;
 mod inspect;
@@ -198,9 +199,8 @@ struct GenerateArgs {
     /// Seed: the same request and seed give the same bytes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output sample rate: 48000 or 44100.
-    #[arg(long, default_value_t = 48_000, value_parser = parse_sample_rate)]
-    sample_rate: u32,
+    #[command(flatten)]
+    audio: AudioArgs,
     /// Output folder (created; must not exist or be empty unless --force).
     #[arg(long)]
     out: PathBuf,
@@ -229,13 +229,45 @@ struct RenderArgs {
     /// Output folder for mix.wav, stems/*.wav and manifest.json.
     #[arg(long)]
     out: PathBuf,
-    /// Style label recorded for the song.
+    /// Style the song is mixed in (EQ, compression, reverb, swing); default: the file's
+    /// own label, else lofi.
     #[arg(long, value_parser = parse_style)]
     style: Option<Style>,
-    #[arg(long, default_value_t = 48_000, value_parser = parse_sample_rate)]
-    sample_rate: u32,
+    /// Render a seamless loop of the file's whole bars: tails wrap into the start, and the
+    /// WAVs carry the loop points (smpl chunk).
+    #[arg(long = "loop")]
+    looped: bool,
+    #[command(flatten)]
+    audio: AudioArgs,
+    /// Replace the output folder if it exists.
     #[arg(long)]
     force: bool,
+}
+
+/// How the audio is written: the same flags for `generate` and `render`.
+#[derive(Args)]
+struct AudioArgs {
+    /// Output sample rate: 48000 or 44100.
+    #[arg(long, default_value_t = 48_000, value_parser = parse_sample_rate)]
+    sample_rate: u32,
+    /// Bits per WAV sample: 24, or 16 (dithered).
+    #[arg(long, default_value_t = 24, value_parser = parse_bit_depth)]
+    bit_depth: u16,
+    /// Integrated loudness of the mix, LUFS (EBU R128).
+    #[arg(long, default_value_t = -14.0, allow_hyphen_values = true, value_parser = parse_lufs)]
+    lufs: f64,
+}
+
+impl AudioArgs {
+    fn options(&self, looped: bool) -> RenderOptions {
+        RenderOptions {
+            sample_rate: self.sample_rate,
+            target_lufs: self.lufs,
+            bit_depth: self.bit_depth,
+            looped,
+            ..RenderOptions::default()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -308,6 +340,22 @@ fn parse_sample_rate(s: &str) -> Result<u32, String> {
     }
 }
 
+fn parse_bit_depth(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(bits @ (16 | 24)) => Ok(bits),
+        _ => Err(format!("bit depth must be 24 or 16, not '{s}'")),
+    }
+}
+
+fn parse_lufs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(lufs) if (-40.0..=-5.0).contains(&lufs) => Ok(lufs),
+        _ => Err(format!(
+            "loudness must be a number of LUFS from -40 to -5 (-14 is usual), not '{s}'"
+        )),
+    }
+}
+
 fn spinner(message: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -333,10 +381,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         stems: args.stems,
         seed: args.seed,
     };
-    let options = RenderOptions {
-        sample_rate: args.sample_rate,
-        ..RenderOptions::default()
-    };
+    let options = args.audio.options(args.looped);
     if !(args.guidance.is_finite() && (0.0..=20.0).contains(&args.guidance)) {
         bail!("--guidance must be between 0 and 20");
     }
@@ -402,32 +447,42 @@ pub(crate) fn read_midi_file(path: &std::path::Path, style: Option<Style>) -> Re
 fn run_render(args: RenderArgs) -> Result<()> {
     generate::check_output_dir(&args.out, args.force)?;
     let song = read_midi_file(&args.midi, args.style)?;
-    let options = RenderOptions {
-        sample_rate: args.sample_rate,
-        ..RenderOptions::default()
+    let options = args.audio.options(args.looped);
+    let bars_seconds = f64::from(song.steps()) * song.step_seconds();
+    // A song gets two seconds to ring out; a loop is exactly its bars.
+    let seconds = if args.looped {
+        bars_seconds
+    } else {
+        bars_seconds + 2.0
     };
-    let seconds = f64::from(song.steps()) * song.step_seconds() + 2.0;
+    if args.looped && song.bars == 0 {
+        bail!("{} holds no bars to loop", args.midi.display());
+    }
     let frames = (seconds * f64::from(options.sample_rate)).round() as u64;
+    let started = Instant::now();
     let rendered = refrain_engine::render::render_song(&song, frames, &options)?;
+    let render_seconds = started.elapsed().as_secs_f64();
     let staging = generate::staging_dir(&args.out)?;
     let write = || -> Result<()> {
-        refrain_engine::render::write_wav(&staging.join("mix.wav"), &rendered.mix)?;
-        std::fs::create_dir_all(staging.join("stems"))?;
-        for (stem, buffer) in &rendered.stems {
-            refrain_engine::render::write_wav(
-                &staging.join("stems").join(format!("{stem}.wav")),
-                buffer,
-            )?;
-        }
+        let title = args
+            .midi
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "song".into());
+        generate::write_audio_files(&staging, &rendered, &options, &title)?;
         let manifest = serde_json::json!({
             "software": generate::SOFTWARE,
             "source_midi": args.midi.display().to_string(),
+            "style": song.style,
+            "looped": args.looped,
             "seconds": seconds,
             "frames": frames,
             "sample_rate": options.sample_rate,
+            "bit_depth": options.bit_depth,
             "loudness_lufs": rendered.loudness_lufs,
             "true_peak_dbtp": rendered.true_peak_dbtp,
-            "licences": [{"part": "instruments", "source": "refrain built-in synthesisers", "licence": "refrain-own (MIT OR Apache-2.0)"}],
+            "master_gain_db": rendered.master_gain_db,
+            "licences": generate::instrument_licences(&song),
         });
         std::fs::write(
             staging.join("manifest.json"),
@@ -440,7 +495,12 @@ fn run_render(args: RenderArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
-    eprintln!("wrote {} ({seconds:.2} s)", args.out.display());
+    eprintln!(
+        "wrote {} ({seconds:.2} s of audio rendered in {render_seconds:.2} s; {:.1} LUFS, {:.1} dBTP)",
+        args.out.display(),
+        rendered.loudness_lufs,
+        rendered.true_peak_dbtp
+    );
     Ok(())
 }
 

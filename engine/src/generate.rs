@@ -97,6 +97,8 @@ pub struct Manifest {
     pub bit_depth: u16,
     pub loudness_lufs: f64,
     pub true_peak_dbtp: f64,
+    /// Gain from the mix bus (the sum of the stems) into the master's limiter, dB.
+    pub master_gain_db: f64,
     pub composer: &'static str,
     pub models: Vec<ModelEntry>,
     pub licences: Vec<LicenceEntry>,
@@ -157,6 +159,54 @@ pub fn generate<B: Backend>(
     })
 }
 
+/// The licence of every instrument that played `song`.
+pub fn instrument_licences(song: &Song) -> Vec<LicenceEntry> {
+    song.stems
+        .iter()
+        .map(|track| {
+            LicenceEntry::new(
+                format!("instrument for {}", track.stem),
+                format!("built-in synthesiser: {}", track.instrument.name()),
+                &Licence::ProjectOwn,
+            )
+        })
+        .collect()
+}
+
+/// Writes mix.wav and stems/<stem>.wav into `dir` with a RIFF INFO chunk (title, software,
+/// licence line) and, for a loop, the loop points; returns the paths written.
+pub fn write_audio_files(
+    dir: &Path,
+    rendered: &RenderedSong,
+    options: &RenderOptions,
+    title: &str,
+) -> Result<Vec<PathBuf>, Error> {
+    let stems_dir = dir.join("stems");
+    fs::create_dir_all(&stems_dir)
+        .map_err(|e| Error::io(format!("creating {}", stems_dir.display()), e))?;
+    let frames = rendered.mix.frames() as u32;
+    let wav = |part: &str| render::WavOptions {
+        bits: options.bit_depth,
+        info: Some(render::WavInfo {
+            title: format!("{title} ({part})"),
+            software: SOFTWARE.into(),
+            comment: "made with refrain; licences in manifest.json".into(),
+        }),
+        looped: (options.looped && frames > 0).then_some(render::WavLoop {
+            start: 0,
+            end: frames - 1,
+        }),
+    };
+    let mut files = vec![dir.join("mix.wav")];
+    render::write_wav_with(&files[0], &rendered.mix, &wav("mix"))?;
+    for (stem, buffer) in &rendered.stems {
+        let path = stems_dir.join(format!("{stem}.wav"));
+        render::write_wav_with(&path, buffer, &wav(&stem.to_string()))?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
 impl Generation {
     fn licences(&self) -> Vec<LicenceEntry> {
         let mut entries = vec![LicenceEntry::new(
@@ -164,13 +214,7 @@ impl Generation {
             COMPOSER.into(),
             &Licence::ProjectOwn,
         )];
-        for track in &self.song.stems {
-            entries.push(LicenceEntry::new(
-                format!("instrument for {}", track.stem),
-                format!("built-in synthesiser: {}", track.instrument.name()),
-                &Licence::ProjectOwn,
-            ));
-        }
+        entries.extend(instrument_licences(&self.song));
         entries
     }
 
@@ -188,18 +232,11 @@ impl Generation {
     }
 
     fn write_files(&self, dir: &Path) -> Result<(), Error> {
-        let mut files: Vec<PathBuf> = Vec::new();
-        let stems_dir = dir.join("stems");
-        fs::create_dir_all(&stems_dir)
-            .map_err(|e| Error::io(format!("creating {}", stems_dir.display()), e))?;
-        let mix = dir.join("mix.wav");
-        render::write_wav(&mix, &self.rendered.mix)?;
-        files.push(mix);
-        for (stem, buffer) in &self.rendered.stems {
-            let path = stems_dir.join(format!("{stem}.wav"));
-            render::write_wav(&path, buffer)?;
-            files.push(path);
-        }
+        let title = format!(
+            "{} in {}, {} bpm, seed {}",
+            self.plan.style, self.plan.key_name, self.plan.tempo_bpm, self.request.seed
+        );
+        let mut files = write_audio_files(dir, &self.rendered, &self.render_options, &title)?;
         let midi_path = dir.join("song.mid");
         write_file(&midi_path, &midi::write_midi(&self.song))?;
         files.push(midi_path);
@@ -236,9 +273,10 @@ impl Generation {
             seconds: self.plan.seconds,
             frames: self.frames,
             sample_rate: self.render_options.sample_rate,
-            bit_depth: 24,
+            bit_depth: self.render_options.bit_depth,
             loudness_lufs: round_to(self.rendered.loudness_lufs, 2),
             true_peak_dbtp: round_to(self.rendered.true_peak_dbtp, 2),
+            master_gain_db: round_to(self.rendered.master_gain_db, 2),
             composer: COMPOSER,
             models: self.models.clone(),
             licences: self.licences(),

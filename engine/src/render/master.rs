@@ -212,38 +212,59 @@ pub fn limit(samples: &mut [f32], ceiling_db: f32, sample_rate: f32) {
     }
 }
 
-fn scaled(samples: &[f32], gain_db: f64) -> Vec<f32> {
+/// Mean power of a buffer in dB (no weighting, no gate): a cheap stand-in for loudness when
+/// only a change of level matters.
+fn power_db(samples: &[f32]) -> f64 {
+    let sum: f64 = samples
+        .chunks(4096)
+        .map(|c| c.iter().map(|s| f64::from(*s) * f64::from(*s)).sum::<f64>())
+        .sum();
+    10.0 * (sum / samples.len().max(1) as f64).max(1e-20).log10()
+}
+
+/// `out` = `input` scaled by `gain_db`, then limited under `ceiling` (dBTP).
+fn gain_and_limit(input: &[f32], gain_db: f64, ceiling: f32, sample_rate: u32, out: &mut [f32]) {
     let gain = 10f64.powf(gain_db / 20.0) as f32;
-    samples.iter().map(|s| s * gain).collect()
+    for (o, i) in out.iter_mut().zip(input) {
+        *o = i * gain;
+    }
+    limit(out, ceiling, sample_rate as f32);
 }
 
 /// Masters the mix bus (interleaved stereo): glue compression, then gain and limiting until
 /// the integrated loudness is within 0.05 LU of `target_lufs` with the true peak under
 /// `ceiling_dbtp`. A silent bus comes back unchanged.
 pub fn master(
-    bus: &[f32],
+    bus: Vec<f32>,
     sample_rate: u32,
     target_lufs: f64,
     ceiling_dbtp: f64,
 ) -> Result<Mastered, Error> {
-    let mut glued = bus.to_vec();
+    let mut glued = bus;
     mix::compress(&mut glued, &GLUE, &[], sample_rate as f32);
-    let Some(mut measured) = loudness(&glued, sample_rate)? else {
+    let Some(glued_loudness) = loudness(&glued, sample_rate)? else {
         return Ok(Mastered {
-            true_peak_dbtp: true_peak_dbtp(bus).unwrap_or(SILENCE_DB).max(SILENCE_DB),
-            mix: bus.to_vec(),
+            true_peak_dbtp: true_peak_dbtp(&glued).unwrap_or(SILENCE_DB).max(SILENCE_DB),
+            mix: glued,
             gain_db: 0.0,
             loudness_lufs: SILENCE_DB,
         });
     };
     let ceiling = ceiling_dbtp as f32 - CEILING_MARGIN_DB;
-    let mut gain_db = target_lufs - measured;
-    let mut mix;
-    let mut passes = 0;
+    let mut gain_db = target_lufs - glued_loudness;
+    let mut mix = vec![0.0f32; glued.len()];
+    gain_and_limit(&glued, gain_db, ceiling, sample_rate, &mut mix);
+    // The limiter takes some loudness away; its loss in plain power predicts most of it, so
+    // the first measured pass usually lands on the target.
+    let loss = power_db(&mix) - power_db(&glued) - gain_db;
+    if loss < -LOUDNESS_TOLERANCE {
+        gain_db -= loss;
+        gain_and_limit(&glued, gain_db, ceiling, sample_rate, &mut mix);
+    }
+    let mut measured;
     let mut previous: Option<(f64, f64)> = None;
+    let mut passes = 0;
     loop {
-        mix = scaled(&glued, gain_db);
-        limit(&mut mix, ceiling, sample_rate as f32);
         measured = loudness(&mix, sample_rate)?.unwrap_or(SILENCE_DB);
         passes += 1;
         if (measured - target_lufs).abs() <= LOUDNESS_TOLERANCE || passes == MAX_PASSES {
@@ -256,12 +277,14 @@ pub fn master(
         };
         previous = Some((gain_db, measured));
         gain_db += (target_lufs - measured) / slope;
+        gain_and_limit(&glued, gain_db, ceiling, sample_rate, &mut mix);
     }
     let mut true_peak = true_peak_dbtp(&mix).unwrap_or(SILENCE_DB);
     if true_peak > ceiling_dbtp - 0.05 {
         // The limiter's gain curve moves between samples; trim what it let past.
         let trim = ceiling_dbtp - 0.05 - true_peak;
-        mix = scaled(&mix, trim);
+        let factor = 10f64.powf(trim / 20.0) as f32;
+        mix.iter_mut().for_each(|s| *s *= factor);
         gain_db += trim;
         measured += trim;
         true_peak += trim;
@@ -336,7 +359,7 @@ mod tests {
         for i in (0..x.len()).step_by(24_000) {
             x[i] = 0.25;
         }
-        let mastered = master(&x, 48_000, -14.0, -1.0).unwrap();
+        let mastered = master(x, 48_000, -14.0, -1.0).unwrap();
         assert!((mastered.loudness_lufs + 14.0).abs() <= 0.05);
         let remeasured = loudness(&mastered.mix, 48_000).unwrap().unwrap();
         assert!((remeasured - mastered.loudness_lufs).abs() < 0.01);
@@ -347,7 +370,7 @@ mod tests {
     #[test]
     fn silence_stays_silent() {
         let silent = vec![0.0f32; 96_000];
-        let mastered = master(&silent, 48_000, -14.0, -1.0).unwrap();
+        let mastered = master(silent, 48_000, -14.0, -1.0).unwrap();
         assert_eq!(mastered.loudness_lufs, SILENCE_DB);
         assert!(mastered.mix.iter().all(|s| *s == 0.0));
     }

@@ -196,18 +196,26 @@ fn coefficients(band: Band, sample_rate: f32) -> Option<Coefficients<f32>> {
     Coefficients::<f32>::from_params(kind, sample_rate.hz(), hz.hz(), q).ok()
 }
 
-/// Runs the EQ over an interleaved stereo buffer, both channels side by side.
+/// Runs the EQ over an interleaved stereo buffer: every band on both channels in one pass
+/// over the frames, which keeps the buffer in cache.
 pub fn equalise(samples: &mut [f32], eq: &[Option<Band>], sample_rate: f32) {
-    for band in eq.iter().flatten() {
-        let Some(c) = coefficients(*band, sample_rate) else {
-            continue;
-        };
-        let mut left = DirectForm2Transposed::<f32>::new(c);
-        let mut right = DirectForm2Transposed::<f32>::new(c);
-        for frame in samples.chunks_exact_mut(2) {
-            frame[0] = left.run(frame[0]);
-            frame[1] = right.run(frame[1]);
+    let mut filters: Vec<(DirectForm2Transposed<f32>, DirectForm2Transposed<f32>)> = eq
+        .iter()
+        .flatten()
+        .filter_map(|band| coefficients(*band, sample_rate))
+        .map(|c| (DirectForm2Transposed::new(c), DirectForm2Transposed::new(c)))
+        .collect();
+    if filters.is_empty() {
+        return;
+    }
+    for frame in samples.chunks_exact_mut(2) {
+        let (mut left, mut right) = (frame[0], frame[1]);
+        for (l, r) in &mut filters {
+            left = l.run(left);
+            right = r.run(right);
         }
+        frame[0] = left;
+        frame[1] = right;
     }
 }
 
@@ -355,38 +363,47 @@ impl Reverb {
             *position = (*position + 1) % buffer.len();
         }
         let mut taps = [0.0f32; 4];
-        for i in 0..4 {
-            let out = self.lines[i][self.positions[i]];
-            self.filters[i] = out + (self.filters[i] - out) * self.damping;
-            taps[i] = self.filters[i];
+        for (((tap, filter), line), position) in taps
+            .iter_mut()
+            .zip(&mut self.filters)
+            .zip(&self.lines)
+            .zip(&self.positions)
+        {
+            let out = line[*position];
+            *filter = out + (*filter - out) * self.damping;
+            *tap = *filter;
         }
         // Hadamard 4x4 (scaled to stay lossless) keeps the lines' energy while mixing them.
         let (a, b) = (taps[0] + taps[1], taps[0] - taps[1]);
         let (c, d) = (taps[2] + taps[3], taps[2] - taps[3]);
         let mixed = [(a + c) * 0.5, (b + d) * 0.5, (a - c) * 0.5, (b - d) * 0.5];
-        for i in 0..4 {
-            let line = &mut self.lines[i];
-            line[self.positions[i]] =
-                crate::render::dsp::flush_denormal(mixed[i] * self.feedback[i] + x);
-            self.positions[i] = (self.positions[i] + 1) % line.len();
+        for (((line, position), mixed), feedback) in self
+            .lines
+            .iter_mut()
+            .zip(&mut self.positions)
+            .zip(mixed)
+            .zip(self.feedback)
+        {
+            line[*position] = crate::render::dsp::flush_denormal(mixed * feedback + x);
+            *position = (*position + 1) % line.len();
         }
         (taps[0] + taps[2] * 0.6, taps[1] + taps[3] * 0.6)
     }
 
-    /// Adds the reverb of `send` times the stereo buffer into `out` (both interleaved stereo,
-    /// same length). Runs at half rate: pairs of frames are averaged in, and the output is
-    /// interpolated back up.
-    pub fn process_into(&mut self, input: &[f32], send: f32, out: &mut [f32]) {
+    /// Adds the reverb of `send` times an interleaved stereo buffer to the buffer itself. It
+    /// runs at half rate: each pair of frames is averaged in (read before anything is added
+    /// to it), and the output is interpolated back up.
+    pub fn process_in_place(&mut self, samples: &mut [f32], send: f32) {
         let mut previous = (0.0f32, 0.0f32);
-        for (pair_in, pair_out) in input.chunks(4).zip(out.chunks_mut(4)) {
-            let mono = pair_in.iter().sum::<f32>() * 0.25 * send;
+        for pair in samples.chunks_mut(4) {
+            let mono = pair.iter().sum::<f32>() * 0.25 * send;
             let (left, right) = self.step(mono);
             // Linear interpolation: the first frame halfway from the previous output.
-            pair_out[0] += 0.5 * (previous.0 + left);
-            pair_out[1] += 0.5 * (previous.1 + right);
-            if pair_out.len() == 4 {
-                pair_out[2] += left;
-                pair_out[3] += right;
+            pair[0] += 0.5 * (previous.0 + left);
+            pair[1] += 0.5 * (previous.1 + right);
+            if pair.len() == 4 {
+                pair[2] += left;
+                pair[3] += right;
             }
             previous = (left, right);
         }
@@ -405,11 +422,7 @@ pub fn process_stem(
     equalise(samples, &strip.eq, sample_rate);
     compress(samples, &strip.compressor, duck, sample_rate);
     if strip.reverb_send > 0.0 {
-        let mut wet = vec![0.0f32; samples.len()];
-        Reverb::new(room, sample_rate).process_into(samples, strip.reverb_send, &mut wet);
-        for (s, w) in samples.iter_mut().zip(&wet) {
-            *s += w;
-        }
+        Reverb::new(room, sample_rate).process_in_place(samples, strip.reverb_send);
     }
 }
 
@@ -480,8 +493,10 @@ mod tests {
         let mut impulse = vec![0.0f32; 48_000 * 3 * 2];
         impulse[0] = 1.0;
         impulse[1] = 1.0;
-        let mut wet = vec![0.0f32; impulse.len()];
-        Reverb::new(&room, 48_000.0).process_into(&impulse, 1.0, &mut wet);
+        let mut wet = impulse.clone();
+        Reverb::new(&room, 48_000.0).process_in_place(&mut wet, 1.0);
+        wet[0] -= 1.0;
+        wet[1] -= 1.0;
         let window = |s: f32| rms(&wet[(s * 96_000.0) as usize..((s + 0.1) * 96_000.0) as usize]);
         let drop_db = to_db(window(0.2)) - to_db(window(1.2));
         // 60 dB per second, give or take the damping and the modes' spread.

@@ -38,6 +38,13 @@ pub struct RenderOptions {
     /// Render a seamless loop: tails wrap into the start, no ring-out.
     #[serde(default)]
     pub looped: bool,
+    /// Bits per sample of the WAV files: 24, or 16 (dithered).
+    #[serde(default = "default_bit_depth")]
+    pub bit_depth: u16,
+}
+
+fn default_bit_depth() -> u16 {
+    24
 }
 
 impl Default for RenderOptions {
@@ -47,6 +54,7 @@ impl Default for RenderOptions {
             target_lufs: -14.0,
             true_peak_ceiling_dbtp: -1.0,
             looped: false,
+            bit_depth: 24,
         }
     }
 }
@@ -203,7 +211,7 @@ pub fn render_song(
         let mut primed = bus[(frames - primer) * 2..].to_vec();
         primed.extend_from_slice(&bus);
         let mut mastered = master::master(
-            &primed,
+            primed,
             rate,
             options.target_lufs,
             options.true_peak_ceiling_dbtp,
@@ -211,7 +219,7 @@ pub fn render_song(
         mastered.mix.drain(..primer * 2);
         mastered
     } else {
-        master::master(&bus, rate, options.target_lufs, options.true_peak_ceiling_dbtp)?
+        master::master(bus, rate, options.target_lufs, options.true_peak_ceiling_dbtp)?
     };
     Ok(RenderedSong {
         stems,
@@ -273,6 +281,12 @@ fn check_request(song: &Song, frames: u64, options: &RenderOptions) -> Result<()
         return Err(Error::Audio(format!(
             "cannot render a tempo of {} bpm; it must lie between 1 and 1000",
             song.tempo_bpm
+        )));
+    }
+    if options.bit_depth != 16 && options.bit_depth != 24 {
+        return Err(Error::Audio(format!(
+            "{} bits per sample is not supported; use 24 or 16",
+            options.bit_depth
         )));
     }
     if !options.target_lufs.is_finite() || !(-70.0..=0.0).contains(&options.target_lufs) {

@@ -239,7 +239,7 @@ fn mix_meets_loudness_target_under_the_ceiling_and_stems_sum_to_the_bus() {
             sample_rate: 48_000,
             target_lufs: target,
             true_peak_ceiling_dbtp: ceiling,
-            looped: false,
+            ..RenderOptions::default()
         };
         let r = render_song(&song, song_frames(&song, 48_000) + 48_000, &opts).unwrap();
         assert!(r.mix.samples.iter().all(|s| s.is_finite()));

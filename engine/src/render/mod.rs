@@ -10,6 +10,7 @@
 pub mod dsp;
 pub mod master;
 pub mod performance;
+pub mod soundfont;
 #[cfg(test)]
 mod tests;
 pub mod voices;

@@ -41,7 +41,7 @@ pub const SHIPPED_SHA256: &str = "9f39fc53bd3a1a69f13cb486838944eded358b3b6e8afb
 pub const SHIPPED_SOURCE: &str = "Debian package csound-soundfont 1:6.18.1+dfsg-1 (sf_GMbank.sf2)";
 
 /// Frames the synthesizer renders per block. A key is released on a block boundary, so a
-/// release is at most this many frames late (1.3 ms at 48 kHz). Smaller blocks cost speed:
+/// release is less than this many frames late (1.3 ms at 48 kHz). Smaller blocks cost speed:
 /// 16 frames took twice as long as 64 on a dense chord stem, 8 three times; 128 and 256
 /// were no faster than 64.
 pub const BLOCK_FRAMES: usize = 64;

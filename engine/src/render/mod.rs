@@ -15,6 +15,7 @@ pub mod dsp;
 pub mod master;
 pub mod mix;
 pub mod performance;
+pub mod soundfont;
 #[cfg(test)]
 mod tests;
 pub mod voices;

@@ -54,6 +54,7 @@ fn think(c: &mut Criterion) {
                         &settings,
                         &mut thinking,
                         &options,
+                        &refrain_engine::render::Instruments::default(),
                     )
                     .expect("generates")
                 })

@@ -246,6 +246,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
             &settings,
             &mut Thinking::none(),
             &options,
+            &refrain_engine::render::Instruments::default(),
         )
         .with_context(|| format!("generating evaluation song {index}"))?;
         times.push(started.elapsed().as_secs_f64());

@@ -253,7 +253,11 @@ pub fn run(args: EvaluateAudioArgs) -> Result<()> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         songs_passed: songs.iter().filter(|s| s.passed).count(),
         loops_passed: loops.iter().filter(|l| l.passed).count(),
-        loudness_min: fold(f64::min, f64::INFINITY, &mut songs.iter().map(|s| s.loudness_lufs)),
+        loudness_min: fold(
+            f64::min,
+            f64::INFINITY,
+            &mut songs.iter().map(|s| s.loudness_lufs),
+        ),
         loudness_max: fold(
             f64::max,
             f64::NEG_INFINITY,

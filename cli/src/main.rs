@@ -7,11 +7,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::corpus::wheel;
 use refrain_engine::dataset::{self, BuildOptions};
 use refrain_engine::generate::{self, Generation};
+use refrain_engine::licence::Licence;
 use refrain_engine::model::BarAutoencoderConfig;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::{Key, Meter, Mood, Song, Stem, Style};
 use refrain_engine::plan::Request;
-use refrain_engine::render::RenderOptions;
+use refrain_engine::render::soundfont::SoundFontBank;
+use refrain_engine::render::{Instruments, RenderOptions};
 use refrain_engine::train::data::{StemBarOptions, StemBarSet};
 use refrain_engine::train::loss::ReconstructionLossConfig;
 use refrain_engine::train::{AutoencoderTrainingConfig, TrainSummary};
@@ -256,9 +258,44 @@ struct AudioArgs {
     /// Integrated loudness of the mix, LUFS (EBU R128).
     #[arg(long, default_value_t = -14.0, allow_hyphen_values = true, value_parser = parse_lufs)]
     lufs: f64,
+    /// Play every stem from this SoundFont (SF2) bank instead of the default instruments
+    /// (built-in synths, with piano, strings, guitar, winds and other acoustic instruments
+    /// from the shipped public-domain General MIDI bank). Needs --soundfont-licence.
+    #[arg(long, requires = "soundfont_licence", conflicts_with = "synth_only")]
+    soundfont: Option<PathBuf>,
+    /// The licence of the --soundfont bank, recorded in the manifest: public-domain, cc0,
+    /// mit, bsd, apache-2.0, zlib, or cc-by:"ATTRIBUTION". Banks under other licences
+    /// (GPL, non-commercial, unknown) cannot be used.
+    #[arg(long, value_parser = parse_licence)]
+    soundfont_licence: Option<Licence>,
+    /// Play every stem on the built-in synthesisers (no samples).
+    #[arg(long)]
+    synth_only: bool,
 }
 
 impl AudioArgs {
+    /// The instruments these flags ask for; the shipped bank comes from `assets`.
+    fn instruments(&self, assets: &std::path::Path) -> Result<Instruments> {
+        if self.synth_only {
+            return Ok(Instruments::default());
+        }
+        if let Some(path) = &self.soundfont {
+            let licence = self
+                .soundfont_licence
+                .clone()
+                .context("--soundfont needs --soundfont-licence")?;
+            let bank = SoundFontBank::load(path, licence, path.display().to_string())?;
+            return Ok(Instruments {
+                bank: Some(bank),
+                all_sampled: true,
+            });
+        }
+        Ok(Instruments {
+            bank: Some(SoundFontBank::shipped(assets)?),
+            all_sampled: false,
+        })
+    }
+
     fn options(&self, looped: bool) -> RenderOptions {
         RenderOptions {
             sample_rate: self.sample_rate,
@@ -340,6 +377,34 @@ fn parse_sample_rate(s: &str) -> Result<u32, String> {
     }
 }
 
+fn parse_licence(s: &str) -> Result<Licence, String> {
+    let lower = s.trim().to_lowercase();
+    Ok(match lower.as_str() {
+        "public-domain" | "pd" => Licence::PublicDomain,
+        "cc0" | "cc0-1.0" => Licence::Cc0,
+        "mit" => Licence::Mit,
+        "bsd" => Licence::Bsd,
+        "apache-2.0" | "apache" => Licence::Apache2,
+        "zlib" => Licence::Zlib,
+        _ => match s.trim().split_once(':') {
+            Some((kind, attribution))
+                if kind.eq_ignore_ascii_case("cc-by") && !attribution.trim().is_empty() =>
+            {
+                Licence::CcBy {
+                    attribution: attribution.trim().to_string(),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "'{s}' is not a licence refrain can record for instruments; use public-domain, \
+                     cc0, mit, bsd, apache-2.0, zlib or cc-by:\"ATTRIBUTION\" (GPL, \
+                     non-commercial and unknown licences are refused)"
+                ));
+            }
+        },
+    })
+}
+
 fn parse_bit_depth(s: &str) -> Result<u16, String> {
     match s.parse::<u16>() {
         Ok(bits @ (16 | 24)) => Ok(bits),
@@ -389,6 +454,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
     let device = Default::default();
     let models = writer::Models::<writer::CpuBackend>::load(&assets, &device)?;
+    let instruments = args.audio.instruments(&assets)?;
     let settings = writer::WriterSettings {
         sampler: SamplerSettings {
             steps: args.steps as usize,
@@ -407,6 +473,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         &settings,
         &mut judges.thinking(think),
         &options,
+        &instruments,
     )?;
     generation.models.push(judges.guard_entry.clone());
     progress.set_message(format!("writing {}", args.out.display()));
@@ -459,8 +526,9 @@ fn run_render(args: RenderArgs) -> Result<()> {
         bail!("{} holds no bars to loop", args.midi.display());
     }
     let frames = (seconds * f64::from(options.sample_rate)).round() as u64;
+    let instruments = args.audio.instruments(&writer::default_assets_dir())?;
     let started = Instant::now();
-    let rendered = refrain_engine::render::render_song(&song, frames, &options)?;
+    let rendered = refrain_engine::render::render_song_with(&song, frames, &options, &instruments)?;
     let render_seconds = started.elapsed().as_secs_f64();
     let staging = generate::staging_dir(&args.out)?;
     let write = || -> Result<()> {
@@ -482,7 +550,7 @@ fn run_render(args: RenderArgs) -> Result<()> {
             "loudness_lufs": rendered.loudness_lufs,
             "true_peak_dbtp": rendered.true_peak_dbtp,
             "master_gain_db": rendered.master_gain_db,
-            "licences": generate::instrument_licences(&song),
+            "licences": generate::instrument_licences(&song, &instruments),
         });
         std::fs::write(
             staging.join("manifest.json"),

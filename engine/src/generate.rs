@@ -41,10 +41,12 @@ pub struct Generation {
     pub rendered: RenderedSong,
     pub frames: u64,
     pub render_options: RenderOptions,
+    /// Who made each stem's sound, under which licence.
+    pub instrument_licences: Vec<LicenceEntry>,
 }
 
 /// Where one part of the output came from and under which licence.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LicenceEntry {
     pub part: String,
     pub source: String,
@@ -135,6 +137,7 @@ pub fn generate<B: Backend>(
     settings: &WriterSettings,
     thinking: &mut Thinking<'_>,
     render_options: &RenderOptions,
+    instruments: &render::Instruments,
 ) -> Result<Generation, Error> {
     let (plan, written) = compose(request, models, settings, thinking)?;
     let song = written.song;
@@ -145,7 +148,8 @@ pub fn generate<B: Backend>(
         model_entries.extend(critic.models());
     }
     let frames = (plan.seconds * f64::from(render_options.sample_rate)).round() as u64;
-    let rendered = render::render_song(&song, frames, render_options)?;
+    let rendered = render::render_song_with(&song, frames, render_options, instruments)?;
+    let instrument_licences = instrument_licences(&song, instruments);
     Ok(Generation {
         request: request.clone(),
         plan,
@@ -156,19 +160,39 @@ pub fn generate<B: Backend>(
         rendered,
         frames,
         render_options: render_options.clone(),
+        instrument_licences,
     })
 }
 
 /// The licence of every instrument that played `song`.
-pub fn instrument_licences(song: &Song) -> Vec<LicenceEntry> {
+pub fn instrument_licences(song: &Song, instruments: &render::Instruments) -> Vec<LicenceEntry> {
     song.stems
         .iter()
         .map(|track| {
-            LicenceEntry::new(
-                format!("instrument for {}", track.stem),
-                format!("built-in synthesiser: {}", track.instrument.name()),
-                &Licence::ProjectOwn,
-            )
+            let part = format!("instrument for {}", track.stem);
+            match instruments.bank_for(track.instrument) {
+                Some(bank) => {
+                    let patch = bank.resolve(render::soundfont::gm_patch(track.instrument));
+                    LicenceEntry::new(
+                        part,
+                        format!(
+                            "SoundFont '{}' preset {}:{} (for {}), from {}, sha256 {}",
+                            bank.name(),
+                            patch.bank,
+                            patch.preset,
+                            track.instrument.name(),
+                            bank.source(),
+                            bank.sha256()
+                        ),
+                        bank.licence(),
+                    )
+                }
+                None => LicenceEntry::new(
+                    part,
+                    format!("built-in synthesiser: {}", track.instrument.name()),
+                    &Licence::ProjectOwn,
+                ),
+            }
         })
         .collect()
 }
@@ -214,7 +238,7 @@ impl Generation {
             COMPOSER.into(),
             &Licence::ProjectOwn,
         )];
-        entries.extend(instrument_licences(&self.song));
+        entries.extend(self.instrument_licences.iter().cloned());
         entries
     }
 

@@ -303,6 +303,54 @@ fn render_turns_the_generated_midi_back_into_audio() {
         (10 * 48_000, 24, 48_000)
     );
     assert!(rendered.join("stems/drums.wav").is_file());
+    // A loop of the same bars: exactly 8 s at 44.1 kHz, 16-bit, with its loop points.
+    let looped = dir.path().join("looped");
+    let result = refrain(&[
+        "render",
+        song.join("song.mid").to_str().unwrap(),
+        "--loop",
+        "--bit-depth",
+        "16",
+        "--sample-rate",
+        "44100",
+        "--out",
+        looped.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        wav_frames(&looped.join("mix.wav")),
+        (8 * 44_100, 16, 44_100)
+    );
+    let bytes = std::fs::read(looped.join("stems/bass.wav")).unwrap();
+    assert_eq!(
+        refrain_engine::render::read_loop(&bytes),
+        Some(refrain_engine::render::WavLoop {
+            start: 0,
+            end: 8 * 44_100 - 1
+        })
+    );
+    assert!(
+        bytes.windows(7).any(|w| w == b"refrain"),
+        "INFO names the software"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(looped.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["looped"], true);
+    assert_eq!(manifest["licences"].as_array().unwrap().len(), 5);
+    let bad = refrain(&[
+        "render",
+        song.join("song.mid").to_str().unwrap(),
+        "--bit-depth",
+        "12",
+        "--out",
+        dir.path().join("y").to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("24 or 16"));
     let missing = refrain(&[
         "render",
         "no-such.mid",
@@ -312,4 +360,30 @@ fn render_turns_the_generated_midi_back_into_audio() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such.mid"));
     assert!(!dir.path().join("x").exists());
+}
+
+#[test]
+fn evaluate_audio_checks_songs_and_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("audio.json");
+    let result = refrain(&[
+        "evaluate",
+        "audio",
+        "--songs",
+        "2",
+        "--loops",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["songs"].as_array().unwrap().len(), 2);
+    assert_eq!(report["loops"].as_array().unwrap().len(), 1);
+    assert_eq!(report["songs_passed"], 2, "{report}");
+    assert_eq!(report["clipped_samples"], 0);
 }

@@ -114,8 +114,8 @@ fn upsampling_phases() -> [[f32; 2 * HALF_TAPS]; 3] {
             } else {
                 (std::f64::consts::PI * distance).sin() / (std::f64::consts::PI * distance)
             };
-            let window = 0.5
-                + 0.5 * (std::f64::consts::PI * distance / (HALF_TAPS as f64 + 0.5)).cos();
+            let window =
+                0.5 + 0.5 * (std::f64::consts::PI * distance / (HALF_TAPS as f64 + 0.5)).cos();
             *tap = (sinc * window) as f32;
         }
     }
@@ -329,8 +329,8 @@ mod tests {
         // is at 0.707 of the amplitude, the true peak is the amplitude.
         let x: Vec<f32> = (0..4_800)
             .flat_map(|i| {
-                let s = (std::f32::consts::FRAC_PI_2 * i as f32 + std::f32::consts::FRAC_PI_4)
-                    .sin();
+                let s =
+                    (std::f32::consts::FRAC_PI_2 * i as f32 + std::f32::consts::FRAC_PI_4).sin();
                 [s * 0.5, s * 0.5]
             })
             .collect();

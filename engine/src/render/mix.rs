@@ -343,7 +343,8 @@ impl Reverb {
             feedback,
             damping,
             filters: [0.0; 4],
-            diffusers: DIFFUSER_LENGTHS.map(|l| (vec![0.0; ((l as f32 * scale) as usize).max(1)], 0)),
+            diffusers: DIFFUSER_LENGTHS
+                .map(|l| (vec![0.0; ((l as f32 * scale) as usize).max(1)], 0)),
             predelay: (vec![0.0; predelay], 0),
         }
     }
@@ -451,7 +452,11 @@ mod tests {
         let eq = [Some(Band::HighPass(120.0)), None, None, None];
         equalise(&mut low, &eq, 48_000.0);
         equalise(&mut mid, &eq, 48_000.0);
-        assert!(rms(&low[48_000..]) < 0.05 * 0.354, "{}", rms(&low[48_000..]));
+        assert!(
+            rms(&low[48_000..]) < 0.05 * 0.354,
+            "{}",
+            rms(&low[48_000..])
+        );
         assert!((rms(&mid[48_000..]) / 0.354 - 1.0).abs() < 0.02);
     }
 

@@ -99,12 +99,45 @@ const LOOP_PRIMER_SECONDS: f64 = 4.0;
 /// Peak level the stems and their sum are scaled to stay under, so stems export unclipped.
 const STEM_HEADROOM: f32 = 0.89;
 
-/// Renders `song` to exactly `frames` frames. Notes sounding at the end of the last bar ring
-/// out into the remaining frames (or, in a loop, wrap round into its start).
+/// Which instrument plays each stem: a built-in synth, or a preset of a SoundFont bank.
+#[derive(Clone, Debug, Default)]
+pub struct Instruments {
+    /// The bank sampled instruments play from; without one every stem plays a built-in synth.
+    pub bank: Option<soundfont::SoundFontBank>,
+    /// Every stem from the bank (a bank the user chose), rather than only the instruments
+    /// [`soundfont::sampled_by_default`] names.
+    pub all_sampled: bool,
+}
+
+impl Instruments {
+    /// The bank that plays `instrument`, if a bank plays it.
+    pub fn bank_for(
+        &self,
+        instrument: crate::music::Instrument,
+    ) -> Option<&soundfont::SoundFontBank> {
+        self.bank
+            .as_ref()
+            .filter(|_| self.all_sampled || soundfont::sampled_by_default(instrument))
+    }
+}
+
+/// Renders `song` with the built-in synths only; see [`render_song_with`].
 pub fn render_song(
     song: &Song,
     frames: u64,
     options: &RenderOptions,
+) -> Result<RenderedSong, Error> {
+    render_song_with(song, frames, options, &Instruments::default())
+}
+
+/// Renders `song` to exactly `frames` frames, each stem played as `instruments` says. Notes
+/// sounding at the end of the last bar ring out into the remaining frames (or, in a loop,
+/// wrap round into its start).
+pub fn render_song_with(
+    song: &Song,
+    frames: u64,
+    options: &RenderOptions,
+    instruments: &Instruments,
 ) -> Result<RenderedSong, Error> {
     check_request(song, frames, options)?;
     let frames = frames as usize;
@@ -112,7 +145,10 @@ pub fn render_song(
     let looped = options.looped && frames > 0;
     let (tail, primer) = if looped {
         let seconds = |s: f64| (s * f64::from(rate)) as usize;
-        (seconds(LOOP_TAIL_SECONDS), seconds(LOOP_PRIMER_SECONDS).min(frames))
+        (
+            seconds(LOOP_TAIL_SECONDS),
+            seconds(LOOP_PRIMER_SECONDS).min(frames),
+        )
     } else {
         (0, 0)
     };
@@ -131,9 +167,8 @@ pub fn render_song(
         .collect::<std::collections::BTreeSet<usize>>()
         .into_iter()
         .collect();
-    let beat_frames = (song.step_seconds()
-        * f64::from(song.meter.steps_per_beat())
-        * f64::from(rate)) as f32;
+    let beat_frames =
+        (song.step_seconds() * f64::from(song.meter.steps_per_beat()) * f64::from(rate)) as f32;
     let room = mix::room(song.style);
     // Stems render independently (each from its own seeded streams), so they go side by
     // side on the cores; the bytes are the same as rendering them one after another.
@@ -144,9 +179,19 @@ pub fn render_song(
             .enumerate()
             .map(|(index, track)| {
                 let kicks = &kicks;
-                scope.spawn(move || {
-                    let mut dry =
-                        render_stem(song, track, index, frames + tail, rate, looped);
+                scope.spawn(move || -> Result<Vec<f32>, Error> {
+                    let mut dry = match instruments.bank_for(track.instrument) {
+                        Some(bank) => render_sampled_stem(
+                            song,
+                            track,
+                            index,
+                            frames + tail,
+                            rate,
+                            looped,
+                            bank,
+                        )?,
+                        None => render_stem(song, track, index, frames + tail, rate, looped),
+                    };
                     if looped {
                         dry = wrap_loop(dry, frames, primer);
                     }
@@ -167,7 +212,7 @@ pub fn render_song(
                         let mut tail: Vec<f32> = Vec::new();
                         fade_stereo_tail(&mut dry[held * 2..], &mut tail);
                     }
-                    dry
+                    Ok(dry)
                 })
             })
             .collect();
@@ -177,8 +222,8 @@ pub fn render_song(
                 w.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
-            .collect()
-    });
+            .collect::<Result<Vec<_>, Error>>()
+    })?;
     let mut stems: Vec<(Stem, StereoBuffer)> = song
         .stems
         .iter()
@@ -220,7 +265,12 @@ pub fn render_song(
         mastered.mix.drain(..primer * 2);
         mastered
     } else {
-        master::master(bus, rate, options.target_lufs, options.true_peak_ceiling_dbtp)?
+        master::master(
+            bus,
+            rate,
+            options.target_lufs,
+            options.true_peak_ceiling_dbtp,
+        )?
     };
     Ok(RenderedSong {
         stems,
@@ -345,6 +395,106 @@ struct NoteCache {
     bytes: usize,
 }
 
+/// Seconds a sampled note may sound after its key is released before it is cut.
+const SAMPLED_RELEASE_SECONDS: f64 = 6.0;
+
+/// Level of sampled stems against the built-in voices: the shipped bank's presets come out
+/// about 6 dB quieter than the synths at the same velocity.
+const SAMPLED_LEVEL: f32 = 2.0;
+
+/// Renders one stem from a SoundFont bank to an interleaved stereo buffer of `frames` frames.
+/// Like the synth voices, each distinct (pitch, gate, touch) is played once and reused (the
+/// player renders every note alone from a reset state, so a reused note is the same bytes).
+fn render_sampled_stem(
+    song: &Song,
+    track: &StemTrack,
+    stem_index: usize,
+    frames: usize,
+    sample_rate: u32,
+    looped: bool,
+    bank: &soundfont::SoundFontBank,
+) -> Result<Vec<f32>, Error> {
+    let mut out = vec![0.0f32; frames * 2];
+    let patch = soundfont::gm_patch(track.instrument);
+    let drums = track.stem == Stem::Drums;
+    let last_bar = performance::last_bar_frame(song, frames, sample_rate);
+    let release = (SAMPLED_RELEASE_SECONDS * f64::from(sample_rate)) as usize;
+    let mut cache: std::collections::HashMap<(i32, usize, u8), Vec<f32>> = Default::default();
+    let mut cached_bytes = 0usize;
+    let mut ringing = Vec::new();
+    for played in performance::perform(song, track, stem_index, frames, sample_rate, looped) {
+        if played.rings_out {
+            ringing.push(played);
+            continue;
+        }
+        let touch = (played.velocity * TOUCH_LEVELS)
+            .round()
+            .clamp(1.0, TOUCH_LEVELS) as u8;
+        let key = (played.pitch, played.gate, touch);
+        if !cache.contains_key(&key) {
+            let length = played.gate + release;
+            let mut note = vec![0.0f32; length * 2];
+            let alone = performance::PlayedNote {
+                start: 0,
+                velocity: f32::from(touch) / TOUCH_LEVELS,
+                rings_out: false,
+                ..played
+            };
+            soundfont::render_stem(
+                bank,
+                patch,
+                &[alone],
+                drums,
+                length,
+                sample_rate,
+                length,
+                &mut note,
+            )?;
+            let sounding = note
+                .iter()
+                .rposition(|s| *s != 0.0)
+                .map_or(0, |i| i / 2 + 1);
+            note.truncate(sounding * 2);
+            if cached_bytes > NOTE_CACHE_BYTES {
+                cache.clear();
+                cached_bytes = 0;
+            }
+            cached_bytes += note.len() * 4;
+            cache.insert(key, note);
+        }
+        let note = &cache[&key];
+        let length = (note.len() / 2).min(frames - played.start);
+        for (o, n) in out[played.start * 2..(played.start + length) * 2]
+            .iter_mut()
+            .zip(note)
+        {
+            *o += n;
+        }
+    }
+    soundfont::render_stem(
+        bank,
+        patch,
+        &ringing,
+        drums,
+        frames,
+        sample_rate,
+        last_bar,
+        &mut out,
+    )?;
+    // The stem's place in the field, over the preset's own stereo image.
+    let (pan, _, level) = placement(track.stem);
+    let angle = (pan.clamp(-1.0, 1.0) + 1.0) * std::f32::consts::FRAC_PI_4;
+    let (left, right) = (
+        angle.cos() * std::f32::consts::SQRT_2 * level * SAMPLED_LEVEL,
+        angle.sin() * std::f32::consts::SQRT_2 * level * SAMPLED_LEVEL,
+    );
+    for frame in out.chunks_exact_mut(2) {
+        frame[0] *= left;
+        frame[1] *= right;
+    }
+    Ok(out)
+}
+
 /// Renders one stem to an interleaved stereo buffer of `frames` frames.
 fn render_stem(
     song: &Song,
@@ -363,7 +513,9 @@ fn render_stem(
     let mut cache = NoteCache::default();
     for played in performance::perform(song, track, stem_index, frames, sample_rate, looped) {
         let available = frames - played.start;
-        let touch = (played.velocity * TOUCH_LEVELS).round().clamp(1.0, TOUCH_LEVELS) as u8;
+        let touch = (played.velocity * TOUCH_LEVELS)
+            .round()
+            .clamp(1.0, TOUCH_LEVELS) as u8;
         let key = (played.pitch, played.gate, touch);
         let event = NoteEvent {
             pitch: played.pitch,

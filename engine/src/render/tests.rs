@@ -334,8 +334,16 @@ fn a_loop_wraps_without_a_jump_in_level_or_colour() {
         colour_steps.push((a.1 - b.1).abs());
     }
     let largest = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
-    assert!(jump.0 <= largest(&level_steps), "level jump {} vs {level_steps:?}", jump.0);
-    assert!(jump.1 <= largest(&colour_steps), "colour jump {} vs {colour_steps:?}", jump.1);
+    assert!(
+        jump.0 <= largest(&level_steps),
+        "level jump {} vs {level_steps:?}",
+        jump.0
+    );
+    assert!(
+        jump.1 <= largest(&colour_steps),
+        "colour jump {} vs {colour_steps:?}",
+        jump.1
+    );
     // Without wrapping, the start would begin dry: the loop's start carries the end's tails.
     let plain = render_song(&song, frames as u64, &RenderOptions::default()).unwrap();
     assert_ne!(plain.mix.samples[..2048], r.mix.samples[..2048]);

@@ -57,9 +57,8 @@ pub fn write_wav_with(
     buffer: &StereoBuffer,
     options: &WavOptions,
 ) -> Result<(), Error> {
-    let bytes = wav_bytes(buffer, options).map_err(|reason| {
-        Error::Audio(format!("cannot write {}: {reason}", path.display()))
-    })?;
+    let bytes = wav_bytes(buffer, options)
+        .map_err(|reason| Error::Audio(format!("cannot write {}: {reason}", path.display())))?;
     std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
@@ -107,7 +106,11 @@ pub fn wav_bytes(buffer: &StereoBuffer, options: &WavOptions) -> Result<Vec<u8>,
         push_chunk(&mut chunks, b"LIST", &list);
     }
     if let Some(looped) = options.looped {
-        push_chunk(&mut chunks, b"smpl", &smpl_chunk(buffer.sample_rate, looped));
+        push_chunk(
+            &mut chunks,
+            b"smpl",
+            &smpl_chunk(buffer.sample_rate, looped),
+        );
     }
     chunks.extend(b"data");
     chunks.extend((data_len as u32).to_le_bytes());
@@ -189,7 +192,9 @@ mod tests {
     fn buffer() -> StereoBuffer {
         StereoBuffer {
             sample_rate: 48_000,
-            samples: (0..9_600).map(|i| ((i as f32) * 0.01).sin() * 0.5).collect(),
+            samples: (0..9_600)
+                .map(|i| ((i as f32) * 0.01).sin() * 0.5)
+                .collect(),
         }
     }
 
@@ -245,7 +250,10 @@ mod tests {
             assert!((f32::from(*r) - exact).abs() <= 1.5);
             moved += usize::from(f32::from(*r) != exact.round());
         }
-        assert!(moved > 100, "dither should move some samples off plain rounding");
+        assert!(
+            moved > 100,
+            "dither should move some samples off plain rounding"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 #   BANK.sf2  default: assets/soundfonts/sf_GMbank.sf2 (the shipped bank)
 #   REFRAIN   the refrain binary; default: target/release/refrain (or $CARGO_TARGET_DIR's)
 #   RUNS      runs of each; default 5
+# BANK_LICENCE (environment) is the licence refrain records for the bank (default public-domain).
 # Installs Debian's fluidsynth with apt-get if it is missing. Both renders write a 48 kHz WAV.
 set -euo pipefail
 
@@ -48,7 +49,7 @@ refrain_times=()
 for ((i = 1; i <= runs; i++)); do
     fluid_times+=("$(seconds fluidsynth -ni -F "$work/fluid.wav" -r 48000 -g 0.5 "$bank" "$song")")
     if [[ -x "$refrain" ]]; then
-        refrain_times+=("$(seconds "$refrain" render "$song" --out "$work/refrain" --force --soundfont "$bank")")
+        refrain_times+=("$(seconds "$refrain" render "$song" --out "$work/refrain" --force --soundfont "$bank" --soundfont-licence "${BANK_LICENCE:-public-domain}")")
     fi
 done
 

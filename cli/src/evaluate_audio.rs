@@ -246,31 +246,18 @@ pub fn run(args: EvaluateAudioArgs) -> Result<()> {
         .iter()
         .map(|s| s.render_seconds / (s.seconds / 60.0))
         .collect();
-    let fold = |f: fn(f64, f64) -> f64, start: f64, values: &mut dyn Iterator<Item = f64>| {
-        values.fold(start, f)
-    };
+    let loudness = songs.iter().map(|s| s.loudness_lufs);
     let report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         songs_passed: songs.iter().filter(|s| s.passed).count(),
         loops_passed: loops.iter().filter(|l| l.passed).count(),
-        loudness_min: fold(
-            f64::min,
-            f64::INFINITY,
-            &mut songs.iter().map(|s| s.loudness_lufs),
-        ),
-        loudness_max: fold(
-            f64::max,
-            f64::NEG_INFINITY,
-            &mut songs.iter().map(|s| s.loudness_lufs),
-        ),
-        true_peak_max: fold(
-            f64::max,
-            f64::NEG_INFINITY,
-            &mut songs
-                .iter()
-                .map(|s| s.true_peak_dbtp)
-                .chain(loops.iter().map(|l| l.true_peak_dbtp)),
-        ),
+        loudness_min: loudness.clone().fold(f64::INFINITY, f64::min),
+        loudness_max: loudness.fold(f64::NEG_INFINITY, f64::max),
+        true_peak_max: songs
+            .iter()
+            .map(|s| s.true_peak_dbtp)
+            .chain(loops.iter().map(|l| l.true_peak_dbtp))
+            .fold(f64::NEG_INFINITY, f64::max),
         clipped_samples: songs.iter().map(|s| s.clipped_samples).sum(),
         median_render_seconds_per_minute: if per_minute.is_empty() {
             0.0

@@ -209,8 +209,7 @@ pub fn render_song_with(
                         // The song ends inside its length: the ring-out after the last bar
                         // fades to silence, reverb included.
                         let held = performance::last_bar_frame(song, frames, rate);
-                        let mut tail: Vec<f32> = Vec::new();
-                        fade_stereo_tail(&mut dry[held * 2..], &mut tail);
+                        fade_stereo_tail(&mut dry[held * 2..]);
                     }
                     Ok(dry)
                 })
@@ -285,11 +284,10 @@ pub fn render_song_with(
 }
 
 /// The ring-out fade over an interleaved stereo tail.
-fn fade_stereo_tail(samples: &mut [f32], scratch: &mut Vec<f32>) {
-    scratch.clear();
-    scratch.resize(samples.len() / 2, 1.0);
-    performance::ring_out_fade(scratch);
-    for (frame, gain) in samples.chunks_exact_mut(2).zip(scratch.iter()) {
+fn fade_stereo_tail(samples: &mut [f32]) {
+    let mut gains = vec![1.0f32; samples.len() / 2];
+    performance::ring_out_fade(&mut gains);
+    for (frame, gain) in samples.chunks_exact_mut(2).zip(&gains) {
         frame[0] *= gain;
         frame[1] *= gain;
     }
@@ -395,6 +393,36 @@ struct NoteCache {
     bytes: usize,
 }
 
+/// A played note's velocity as a touch level, 1..=[`TOUCH_LEVELS`].
+fn touch_level(played: &performance::PlayedNote) -> u8 {
+    (played.velocity * TOUCH_LEVELS)
+        .round()
+        .clamp(1.0, TOUCH_LEVELS) as u8
+}
+
+impl NoteCache {
+    /// The rendering of `played` at `touch`, from `render` the first time its key is seen.
+    fn get_or_render(
+        &mut self,
+        played: &performance::PlayedNote,
+        touch: u8,
+        render: impl FnOnce() -> Result<Vec<f32>, Error>,
+    ) -> Result<&[f32], Error> {
+        let key = (played.pitch, played.gate, touch);
+        if !self.notes.contains_key(&key) {
+            let rendered = render()?;
+            if self.bytes > NOTE_CACHE_BYTES {
+                // Full: start over rather than grow without bound.
+                self.notes.clear();
+                self.bytes = 0;
+            }
+            self.bytes += rendered.len() * 4;
+            self.notes.insert(key, rendered);
+        }
+        Ok(&self.notes[&key])
+    }
+}
+
 /// Seconds a sampled note may sound after its key is released before it is cut.
 const SAMPLED_RELEASE_SECONDS: f64 = 6.0;
 
@@ -419,19 +447,15 @@ fn render_sampled_stem(
     let drums = track.stem == Stem::Drums;
     let last_bar = performance::last_bar_frame(song, frames, sample_rate);
     let release = (SAMPLED_RELEASE_SECONDS * f64::from(sample_rate)) as usize;
-    let mut cache: std::collections::HashMap<(i32, usize, u8), Vec<f32>> = Default::default();
-    let mut cached_bytes = 0usize;
+    let mut cache = NoteCache::default();
     let mut ringing = Vec::new();
     for played in performance::perform(song, track, stem_index, frames, sample_rate, looped) {
         if played.rings_out {
             ringing.push(played);
             continue;
         }
-        let touch = (played.velocity * TOUCH_LEVELS)
-            .round()
-            .clamp(1.0, TOUCH_LEVELS) as u8;
-        let key = (played.pitch, played.gate, touch);
-        if !cache.contains_key(&key) {
+        let touch = touch_level(&played);
+        let note = cache.get_or_render(&played, touch, || {
             let length = played.gate + release;
             let mut note = vec![0.0f32; length * 2];
             let alone = performance::PlayedNote {
@@ -455,14 +479,8 @@ fn render_sampled_stem(
                 .rposition(|s| *s != 0.0)
                 .map_or(0, |i| i / 2 + 1);
             note.truncate(sounding * 2);
-            if cached_bytes > NOTE_CACHE_BYTES {
-                cache.clear();
-                cached_bytes = 0;
-            }
-            cached_bytes += note.len() * 4;
-            cache.insert(key, note);
-        }
-        let note = &cache[&key];
+            Ok(note)
+        })?;
         let length = (note.len() / 2).min(frames - played.start);
         for (o, n) in out[played.start * 2..(played.start + length) * 2]
             .iter_mut()
@@ -513,10 +531,7 @@ fn render_stem(
     let mut cache = NoteCache::default();
     for played in performance::perform(song, track, stem_index, frames, sample_rate, looped) {
         let available = frames - played.start;
-        let touch = (played.velocity * TOUCH_LEVELS)
-            .round()
-            .clamp(1.0, TOUCH_LEVELS) as u8;
-        let key = (played.pitch, played.gate, touch);
+        let touch = touch_level(&played);
         let event = NoteEvent {
             pitch: played.pitch,
             velocity: f32::from(touch) / TOUCH_LEVELS,
@@ -533,18 +548,14 @@ fn render_stem(
             performance::ring_out_fade(&mut ring_buffer[held..]);
             &ring_buffer
         } else {
-            if !cache.notes.contains_key(&key) {
-                let mut rendered = vec![0.0; voice.sounding_samples(&event)];
-                voice.render(&event, &mut rendered, &mut scratch);
-                if cache.bytes > NOTE_CACHE_BYTES {
-                    // Full: start over rather than grow without bound.
-                    cache.notes.clear();
-                    cache.bytes = 0;
-                }
-                cache.bytes += rendered.len() * 4;
-                cache.notes.insert(key, rendered);
-            }
-            let rendered = &cache.notes[&key];
+            // A synth voice cannot fail, so the error arm never runs.
+            let rendered = cache
+                .get_or_render(&played, touch, || {
+                    let mut rendered = vec![0.0; voice.sounding_samples(&event)];
+                    voice.render(&event, &mut rendered, &mut scratch);
+                    Ok(rendered)
+                })
+                .unwrap_or_default();
             &rendered[..rendered.len().min(available)]
         };
         let length = note.len();

@@ -8,7 +8,7 @@
 //! loud an instrument happens to be.
 
 use crate::music::{Stem, Style};
-use biquad::{Biquad, Coefficients, DirectForm2Transposed, ToHertz, Type};
+use biquad::{Coefficients, ToHertz, Type};
 
 /// One EQ band.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -196,26 +196,71 @@ fn coefficients(band: Band, sample_rate: f32) -> Option<Coefficients<f32>> {
     Coefficients::<f32>::from_params(kind, sample_rate.hz(), hz.hz(), q).ok()
 }
 
+/// One EQ band on both channels: the `biquad` crate's coefficients, run in transposed
+/// direct form II on a pair of samples at a time, so the two channels share each step.
+#[derive(Clone, Copy)]
+struct StereoBiquad {
+    b: [f32; 3],
+    a: [f32; 2],
+    s1: [f32; 2],
+    s2: [f32; 2],
+}
+
+impl StereoBiquad {
+    fn new(c: Coefficients<f32>) -> StereoBiquad {
+        StereoBiquad {
+            b: [c.b0, c.b1, c.b2],
+            a: [c.a1, c.a2],
+            s1: [0.0; 2],
+            s2: [0.0; 2],
+        }
+    }
+
+    #[inline]
+    fn run(&mut self, x: [f32; 2]) -> [f32; 2] {
+        let mut y = [0.0f32; 2];
+        for c in 0..2 {
+            y[c] = self.b[0] * x[c] + self.s1[c];
+            self.s1[c] = self.b[1] * x[c] - self.a[0] * y[c] + self.s2[c];
+            self.s2[c] = self.b[2] * x[c] - self.a[1] * y[c];
+        }
+        y
+    }
+
+    /// Whether the filter has nothing left to give: silence in gives silence out.
+    fn is_at_rest(&self) -> bool {
+        self.s1.iter().chain(&self.s2).all(|s| s.abs() < 1e-30)
+    }
+}
+
+/// Frames the EQ looks at together to skip silence.
+const EQ_BLOCK: usize = 256;
+
 /// Runs the EQ over an interleaved stereo buffer: every band on both channels in one pass
-/// over the frames, which keeps the buffer in cache.
+/// over the frames, which keeps the buffer in cache. Silent stretches (a part that rests)
+/// are skipped once the filters have settled.
 pub fn equalise(samples: &mut [f32], eq: &[Option<Band>], sample_rate: f32) {
-    let mut filters: Vec<(DirectForm2Transposed<f32>, DirectForm2Transposed<f32>)> = eq
+    let mut filters: Vec<StereoBiquad> = eq
         .iter()
         .flatten()
         .filter_map(|band| coefficients(*band, sample_rate))
-        .map(|c| (DirectForm2Transposed::new(c), DirectForm2Transposed::new(c)))
+        .map(StereoBiquad::new)
         .collect();
     if filters.is_empty() {
         return;
     }
-    for frame in samples.chunks_exact_mut(2) {
-        let (mut left, mut right) = (frame[0], frame[1]);
-        for (l, r) in &mut filters {
-            left = l.run(left);
-            right = r.run(right);
+    for block in samples.chunks_mut(EQ_BLOCK * 2) {
+        if block.iter().all(|s| *s == 0.0) && filters.iter().all(StereoBiquad::is_at_rest) {
+            continue;
         }
-        frame[0] = left;
-        frame[1] = right;
+        for frame in block.chunks_exact_mut(2) {
+            let mut x = [frame[0], frame[1]];
+            for filter in &mut filters {
+                x = filter.run(x);
+            }
+            frame[0] = crate::render::dsp::flush_denormal(x[0]);
+            frame[1] = crate::render::dsp::flush_denormal(x[1]);
+        }
     }
 }
 
@@ -352,16 +397,24 @@ impl Reverb {
     /// One step at the reverb's rate: a mono input, a stereo output.
     #[inline]
     fn step(&mut self, input: f32) -> (f32, f32) {
+        // Positions wrap by comparison: a remainder per line per step cost more than the
+        // filtering itself.
+        let advance = |position: &mut usize, length: usize| {
+            *position += 1;
+            if *position == length {
+                *position = 0;
+            }
+        };
         let (buffer, position) = &mut self.predelay;
         let mut x = std::mem::replace(&mut buffer[*position], input);
-        *position = (*position + 1) % buffer.len();
+        advance(position, buffer.len());
         for (buffer, position) in &mut self.diffusers {
             // Schroeder all-pass: flat in magnitude, smears the input in time.
             let delayed = buffer[*position];
             let v = x + DIFFUSION * delayed;
             buffer[*position] = v;
             x = delayed - DIFFUSION * v;
-            *position = (*position + 1) % buffer.len();
+            advance(position, buffer.len());
         }
         let mut taps = [0.0f32; 4];
         for (((tap, filter), line), position) in taps
@@ -386,7 +439,7 @@ impl Reverb {
             .zip(self.feedback)
         {
             line[*position] = crate::render::dsp::flush_denormal(mixed * feedback + x);
-            *position = (*position + 1) % line.len();
+            advance(position, line.len());
         }
         (taps[0] + taps[2] * 0.6, taps[1] + taps[3] * 0.6)
     }

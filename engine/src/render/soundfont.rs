@@ -248,6 +248,13 @@ pub fn sampled_by_default(instrument: Instrument) -> bool {
     )
 }
 
+/// The gain the player gives a note of `velocity` (0..=1): the square of its MIDI velocity
+/// over 127, as `rustysynth` applies it (layers a preset chooses by velocity aside).
+pub fn velocity_gain(velocity: f32) -> f32 {
+    let v = midi_velocity(velocity) as f32 / 127.0;
+    v * v
+}
+
 /// MIDI velocity 1..=127 for a loudness in 0..=1.
 fn midi_velocity(velocity: f32) -> i32 {
     let v = if velocity.is_finite() {
@@ -256,6 +263,97 @@ fn midi_velocity(velocity: f32) -> i32 {
         0.0
     };
     1 + (v * 126.0).round() as i32
+}
+
+/// Plays notes from one preset of a bank, one at a time, through one reused synthesizer.
+/// A player is made once per stem; its buffers are reused from note to note.
+pub struct SoundFontPlayer {
+    synth: Synthesizer,
+    patch: SoundFontPatch,
+    drums: bool,
+    left: Vec<f32>,
+    right: Vec<f32>,
+}
+
+impl SoundFontPlayer {
+    /// A player of `patch` (or the nearest preset the bank has) at `sample_rate`. `drums`:
+    /// notes' pitches are drum-class indices, played on their General MIDI keys.
+    pub fn new(
+        bank: &SoundFontBank,
+        patch: SoundFontPatch,
+        drums: bool,
+        sample_rate: u32,
+    ) -> Result<SoundFontPlayer, Error> {
+        let mut settings = SynthesizerSettings::new(i32::try_from(sample_rate).unwrap_or(i32::MAX));
+        settings.block_size = BLOCK_FRAMES;
+        // One note at a time; a few voices cover presets that layer regions.
+        settings.maximum_polyphony = 16;
+        settings.enable_reverb_and_chorus = false;
+        let synth = Synthesizer::new(&bank.inner.font, &settings).map_err(|e| {
+            Error::Audio(format!(
+                "the SoundFont player cannot run at {sample_rate} Hz ({e}); use 16000 to 192000 Hz"
+            ))
+        })?;
+        Ok(SoundFontPlayer {
+            synth,
+            patch: bank.resolve(patch),
+            drums,
+            left: Vec::new(),
+            right: Vec::new(),
+        })
+    }
+
+    /// Plays `note` alone from a reset state for at most `available` frames: held for its
+    /// gate, then released until it falls silent. Returns the left and right channels, as
+    /// long as the note sounds (empty for a drum class the kit lacks). `note.start` and
+    /// `note.rings_out` are not looked at.
+    pub fn play(&mut self, note: &PlayedNote, available: usize) -> (&[f32], &[f32]) {
+        let key = if self.drums {
+            match DrumClass::from_index(note.pitch) {
+                Some(class) => i32::from(class.gm_note()),
+                None => return (&[], &[]),
+            }
+        } else {
+            note.pitch.clamp(0, 127)
+        };
+        let held = note.gate.clamp(1, available.max(1));
+        let synth = &mut self.synth;
+        let (left, right) = (&mut self.left, &mut self.right);
+        // A fresh synthesizer state: the note-on takes effect on this block boundary.
+        synth.reset();
+        synth.process_midi_message(0, 0xB0, 0x00, i32::from(self.patch.bank));
+        synth.process_midi_message(0, 0xC0, i32::from(self.patch.preset), 0);
+        synth.note_on(0, key, midi_velocity(note.velocity));
+        left.clear();
+        right.clear();
+        left.resize(held, 0.0);
+        right.resize(held, 0.0);
+        synth.render(left, right);
+        synth.note_off(0, key);
+
+        let mut length = held;
+        while length < available {
+            let chunk = TAIL_CHUNK_FRAMES.min(available - length);
+            left.resize(length + chunk, 0.0);
+            right.resize(length + chunk, 0.0);
+            synth.render(&mut left[length..], &mut right[length..]);
+            let quiet = left[length..]
+                .iter()
+                .chain(&right[length..])
+                .all(|s| s.abs() < SILENCE);
+            length += chunk;
+            if quiet {
+                break;
+            }
+        }
+        let sounding = left
+            .iter()
+            .zip(right.iter())
+            .rposition(|(l, r)| *l != 0.0 || *r != 0.0)
+            .map_or(0, |i| i + 1)
+            .min(available);
+        (&left[..sounding], &right[..sounding])
+    }
 }
 
 /// Adds one stem played from `bank` into `out` (interleaved stereo, `frames * 2` samples).
@@ -280,71 +378,31 @@ pub fn render_stem(
             out.len()
         )));
     }
-    let mut settings = SynthesizerSettings::new(i32::try_from(sample_rate).unwrap_or(i32::MAX));
-    settings.block_size = BLOCK_FRAMES;
-    // One note at a time; a few voices cover presets that layer regions.
-    settings.maximum_polyphony = 16;
-    settings.enable_reverb_and_chorus = false;
-    let mut synth = Synthesizer::new(&bank.inner.font, &settings).map_err(|e| {
-        Error::Audio(format!(
-            "the SoundFont player cannot run at {sample_rate} Hz ({e}); use 16000 to 192000 Hz"
-        ))
-    })?;
-    let patch = bank.resolve(patch);
-    let mut left: Vec<f32> = Vec::new();
-    let mut right: Vec<f32> = Vec::new();
+    let mut player = SoundFontPlayer::new(bank, patch, drums, sample_rate)?;
+    let mut fading: Vec<f32> = Vec::new();
     for note in notes {
         if note.start >= frames {
             continue;
         }
-        let key = if drums {
-            match DrumClass::from_index(note.pitch) {
-                Some(class) => i32::from(class.gm_note()),
-                None => continue,
-            }
-        } else {
-            note.pitch.clamp(0, 127)
-        };
-        let available = frames - note.start;
-        let held = note.gate.clamp(1, available);
-
-        // A fresh synthesizer state: the note-on takes effect on this block boundary.
-        synth.reset();
-        synth.process_midi_message(0, 0xB0, 0x00, i32::from(patch.bank));
-        synth.process_midi_message(0, 0xC0, i32::from(patch.preset), 0);
-        synth.note_on(0, key, midi_velocity(note.velocity));
-        left.clear();
-        right.clear();
-        left.resize(held, 0.0);
-        right.resize(held, 0.0);
-        synth.render(&mut left, &mut right);
-        synth.note_off(0, key);
-
-        let mut length = held;
-        while length < available {
-            let chunk = TAIL_CHUNK_FRAMES.min(available - length);
-            left.resize(length + chunk, 0.0);
-            right.resize(length + chunk, 0.0);
-            synth.render(&mut left[length..], &mut right[length..]);
-            let quiet = left[length..]
-                .iter()
-                .chain(&right[length..])
-                .all(|s| s.abs() < SILENCE);
-            length += chunk;
-            if quiet {
-                break;
-            }
-        }
-
+        let (left, right) = player.play(note, frames - note.start);
+        let length = left.len();
+        let target = &mut out[note.start * 2..(note.start + length) * 2];
         if note.rings_out {
             let fade_from = last_bar.saturating_sub(note.start).min(length);
-            ring_out_fade(&mut left[fade_from..length]);
-            ring_out_fade(&mut right[fade_from..length]);
-        }
-        let target = &mut out[note.start * 2..(note.start + length) * 2];
-        for ((frame, &l), &r) in target.chunks_exact_mut(2).zip(&left).zip(&right) {
-            frame[0] += l;
-            frame[1] += r;
+            fading.clear();
+            fading.resize(length, 1.0);
+            ring_out_fade(&mut fading[fade_from..]);
+            for (((frame, &l), &r), &g) in
+                target.chunks_exact_mut(2).zip(left).zip(right).zip(&fading)
+            {
+                frame[0] += l * g;
+                frame[1] += r * g;
+            }
+        } else {
+            for ((frame, &l), &r) in target.chunks_exact_mut(2).zip(left).zip(right) {
+                frame[0] += l;
+                frame[1] += r;
+            }
         }
     }
     Ok(())

@@ -48,7 +48,7 @@ fn noise_hit(class: Option<DrumClass>) -> Option<NoiseHit> {
 }
 
 /// The chip's 4-bit volume.
-fn stepped_volume(velocity: f32) -> f32 {
+pub(super) fn stepped_volume(velocity: f32) -> f32 {
     (velocity * 15.0).round().max(1.0) / 15.0
 }
 

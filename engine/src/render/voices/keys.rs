@@ -201,8 +201,7 @@ fn organ(note: &NoteEvent, out: &mut [f32]) {
         total += level;
         count += 1;
     }
-    // Organs have no velocity, but a little keeps the stem's dynamics readable.
-    let gain = (0.6 + 0.4 * note.velocity) * 0.45 / total.max(1.0);
+    let gain = organ_velocity_gain(note.velocity) * 0.45 / total.max(1.0);
     let mut amp = Adsr::new(
         AdsrShape {
             attack_s: 0.004,
@@ -234,4 +233,9 @@ fn organ(note: &NoteEvent, out: &mut [f32]) {
             tremolo.renormalise();
         }
     }
+}
+
+/// Organs have no velocity, but a little keeps the stem's dynamics readable.
+pub(super) fn organ_velocity_gain(velocity: f32) -> f32 {
+    0.6 + 0.4 * velocity
 }

@@ -107,6 +107,24 @@ impl Voice {
         }
     }
 
+    /// The gain a note's velocity gives it, apart from any change of timbre.
+    pub fn velocity_gain(&self, velocity: f32) -> f32 {
+        match self {
+            Voice::Chip(_) => chip::stepped_volume(velocity),
+            Voice::Keys(KeysVoice::Organ) => keys::organ_velocity_gain(velocity),
+            _ => crate::render::dsp::velocity_gain(velocity),
+        }
+    }
+
+    /// Velocity steps this voice must be rendered at, where the renderer's default would
+    /// change its sound: the chip's volume has sixteen steps and nothing between them.
+    pub fn touch_levels(&self) -> Option<f32> {
+        match self {
+            Voice::Chip(_) => Some(15.0),
+            _ => None,
+        }
+    }
+
     /// Renders one note into `out` (mono, added to nothing: `out` is overwritten).
     pub fn render(&self, note: &NoteEvent, out: &mut [f32], scratch: &mut Scratch) {
         match self {

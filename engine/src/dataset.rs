@@ -385,6 +385,7 @@ pub fn tune_lead_sheet(tune: &CorpusTune, style: Style, rng: &mut SongRng) -> Le
         sections: tune_sections(tune.bars, &melody, tune.meter, OUTRO_BARS),
         chords,
         melody,
+        looped: false,
     }
 }
 

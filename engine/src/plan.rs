@@ -456,6 +456,7 @@ pub fn lead_sheet(plan: &mut Plan) -> LeadSheet {
         sections: plan.sections.clone(),
         chords,
         melody,
+        looped: plan.looped,
     }
 }
 

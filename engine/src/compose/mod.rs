@@ -30,6 +30,9 @@ pub struct LeadSheet {
     /// The melody, key-relative, on the grid, inside `0..bars`; may be empty in some sections
     /// (intros, outros).
     pub melody: Vec<Note>,
+    /// The sheet is played round and round: its last bar leads back into its first
+    /// instead of ending the song.
+    pub looped: bool,
 }
 
 impl LeadSheet {

@@ -117,11 +117,12 @@ impl<'a> Chart<'a> {
         let form = (0..bars)
             .map(|bar| {
                 let section = section_of(bar);
-                let is_final = bar + 1 == bars;
+                // A loop has no last bar: its end turns round into its start.
+                let is_final = bar + 1 == bars && !sheet.looped;
                 let starts_section = bar > 0 && bar == section.start_bar;
                 let ends_section = !is_final && bar + 1 >= section.end_bar();
                 let next = (!is_final).then(|| {
-                    let s = section_of(bar + 1);
+                    let s = section_of((bar + 1) % bars);
                     (s.kind, s.energy.clamp(0.0, 1.0))
                 });
                 BarContext {

@@ -78,6 +78,7 @@ fn sheet(style: Style, meter: Meter) -> LeadSheet {
         sections,
         chords: ChordTrack { per_beat },
         melody,
+        looped: false,
     }
 }
 
@@ -376,6 +377,34 @@ fn odd_sheets_do_not_panic() {
             for track in &song.stems {
                 assert!(notes_to_planes(track.stem, meter, song.bars, &track.notes).is_ok());
             }
+        }
+    }
+}
+
+#[test]
+fn a_loop_plays_through_its_last_bar_into_its_first() {
+    for (style, meter) in every_case() {
+        let mut sheet = sheet(style, meter);
+        sheet.looped = true;
+        let song = arrange(&sheet, &Stem::ALL, &mut SongRng::seed_from_u64(1));
+        let spb = meter.steps_per_bar();
+        let last = (song.bars - 1) * spb;
+        // No final hit: the drums keep time after the last downbeat, as in any other bar.
+        let drums = &song.stem(Stem::Drums).expect("drums").notes;
+        assert!(
+            drums
+                .iter()
+                .any(|n| n.start > last + meter.steps_per_beat()),
+            "{style} {meter}: the drums stop in the loop's last bar"
+        );
+        // Nothing is held past the loop's end.
+        let end = song.bars * spb;
+        for track in &song.stems {
+            assert!(
+                track.notes.iter().all(|n| n.start + n.duration <= end),
+                "{style} {meter}: a {:?} note runs past the loop",
+                track.stem
+            );
         }
     }
 }

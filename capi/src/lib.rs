@@ -386,11 +386,16 @@ unsafe fn send(
     // SAFETY: the session is live; only a shared reference to the mutex is made, which the
     // audio side never touches.
     let handle = unsafe { &(*session).handle };
-    let mut handle = handle
-        .lock()
-        .map_err(|_| (RefrainStatus::Panic, "the session's controls were poisoned".into()))?;
+    let mut handle = handle.lock().map_err(|_| {
+        (
+            RefrainStatus::Panic,
+            "the session's controls were poisoned".into(),
+        )
+    })?;
     let frame = handle.send(control, quantum).map_err(|e| match e {
-        refrain_engine::Error::Request(m) if m.contains("too many") => (RefrainStatus::QueueFull, m),
+        refrain_engine::Error::Request(m) if m.contains("too many") => {
+            (RefrainStatus::QueueFull, m)
+        }
         e => engine_error(e),
     })?;
     if !requested_frame.is_null() {
@@ -474,9 +479,11 @@ pub unsafe extern "C" fn refrain_session_set_mood(
             .to_str()
             .map_err(|_| (RefrainStatus::NotUtf8, "name is not UTF-8".into()))?;
         let control = if is_style != 0 {
-            Control::Style(Style::parse(text).ok_or_else(|| {
-                (RefrainStatus::BadRequest, format!("unknown style '{text}'"))
-            })?)
+            Control::Style(
+                Style::parse(text).ok_or_else(|| {
+                    (RefrainStatus::BadRequest, format!("unknown style '{text}'"))
+                })?,
+            )
         } else {
             Control::Mood(
                 Mood::parse(text)
@@ -507,9 +514,12 @@ pub unsafe extern "C" fn refrain_session_position(
         }
         // SAFETY: the session is live; only the control side's mutex is touched.
         let handle = unsafe { &(*session).handle };
-        let handle = handle
-            .lock()
-            .map_err(|_| (RefrainStatus::Panic, "the session's controls were poisoned".into()))?;
+        let handle = handle.lock().map_err(|_| {
+            (
+                RefrainStatus::Panic,
+                "the session's controls were poisoned".into(),
+            )
+        })?;
         let position = handle.position();
         let grid = handle.grid();
         let value = RefrainPosition {
@@ -574,12 +584,18 @@ pub unsafe extern "C" fn refrain_session_stats_json(
         }
         // SAFETY: the session is live; only the control side's mutex is touched.
         let handle = unsafe { &(*session).handle };
-        let stats = handle
-            .lock()
-            .map(|h| h.stats())
-            .map_err(|_| (RefrainStatus::Panic, "the session's controls were poisoned".into()))?;
-        let json = serde_json::to_string(&stats)
-            .map_err(|e| (RefrainStatus::Failed, format!("writing the statistics: {e}")))?;
+        let stats = handle.lock().map(|h| h.stats()).map_err(|_| {
+            (
+                RefrainStatus::Panic,
+                "the session's controls were poisoned".into(),
+            )
+        })?;
+        let json = serde_json::to_string(&stats).map_err(|e| {
+            (
+                RefrainStatus::Failed,
+                format!("writing the statistics: {e}"),
+            )
+        })?;
         if !needed.is_null() {
             // SAFETY: non-null, and the caller promises it is valid for a write.
             unsafe { *needed = json.len() + 1 };

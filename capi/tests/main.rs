@@ -21,7 +21,13 @@ fn the_committed_header_is_current() {
     let generated = dir.join("target-refrain.h");
     let run = Command::new(&cbindgen)
         .current_dir(&dir)
-        .args(["--config", "cbindgen.toml", "--crate", "refrain-capi", "--output"])
+        .args([
+            "--config",
+            "cbindgen.toml",
+            "--crate",
+            "refrain-capi",
+            "--output",
+        ])
         .arg(&generated)
         .output();
     let run = match run {
@@ -82,12 +88,21 @@ fn bad_input_gives_codes_and_words_not_crashes() {
         assert!(session.is_null());
         let mut frames = [0.0f32; 8];
         assert_eq!(
-            refrain_session_render(std::ptr::null_mut(), frames.as_mut_ptr(), 4, 0, std::ptr::null_mut()),
+            refrain_session_render(
+                std::ptr::null_mut(),
+                frames.as_mut_ptr(),
+                4,
+                0,
+                std::ptr::null_mut()
+            ),
             RefrainStatus::NullArgument
         );
 
         let good = CString::new(r#"{"style": "lofi", "seed": 3, "composer": "arranger"}"#).unwrap();
-        assert_eq!(refrain_session_create(good.as_ptr(), &mut session), RefrainStatus::Ok);
+        assert_eq!(
+            refrain_session_create(good.as_ptr(), &mut session),
+            RefrainStatus::Ok
+        );
         assert!(!session.is_null());
         assert_eq!(
             refrain_session_set_intensity(session, 7.0, REFRAIN_QUANTUM_BAR, std::ptr::null_mut()),
@@ -114,12 +129,21 @@ fn bad_input_gives_codes_and_words_not_crashes() {
         );
         let mut written = 0usize;
         assert_eq!(
-            refrain_session_render(session, frames.as_mut_ptr(), 4, REFRAIN_RENDER_WAIT, &mut written),
+            refrain_session_render(
+                session,
+                frames.as_mut_ptr(),
+                4,
+                REFRAIN_RENDER_WAIT,
+                &mut written
+            ),
             RefrainStatus::Ok
         );
         assert_eq!(written, 4);
         let mut position = RefrainPosition::default();
-        assert_eq!(refrain_session_position(session, &mut position), RefrainStatus::Ok);
+        assert_eq!(
+            refrain_session_position(session, &mut position),
+            RefrainStatus::Ok
+        );
         assert_eq!(position.frame, 4);
         assert_eq!(position.sample_rate, 48_000);
         let mut small = [0 as std::ffi::c_char; 4];

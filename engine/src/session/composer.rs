@@ -230,8 +230,9 @@ pub struct ChapterAudio {
 /// Most gain a chapter level may get, dB: near-silent layers are not pulled up to the target.
 const MAX_GAIN_DB: f64 = 24.0;
 
-/// Writes and renders chapter `index`. `levels` says which intensity levels get a measured
-/// gain (the others take the nearest measured one); `None` measures them all.
+/// Writes and renders chapter `index`. `levels` = `Some(k)` renders only the first `k` layers
+/// and measures that level's gain alone (the others take it too); `None` renders every layer
+/// and measures every level.
 #[allow(clippy::too_many_arguments)]
 pub fn make_chapter(
     composer: &mut dyn ChapterComposer,
@@ -246,7 +247,13 @@ pub fn make_chapter(
 ) -> Result<Chapter, Error> {
     let started = std::time::Instant::now();
     let (plan, sheet) = chapter_plan(music, direction, index, kind, bars)?;
-    let composed = composer.compose(&plan, &sheet)?;
+    let mut composed = composer.compose(&plan, &sheet)?;
+    if let Some(level) = levels {
+        // Only the layers that sound at this level are rendered (the intro, for a fast start).
+        let sounding = layer_order(&music.stems);
+        let sounding = &sounding[..level.clamp(1, sounding.len().max(1)).min(sounding.len())];
+        composed.song.stems.retain(|t| sounding.contains(&t.stem));
+    }
     let compose_ms = started.elapsed().as_secs_f64() * 1000.0;
     let rendering = std::time::Instant::now();
     let bar_frames = plan.bar_seconds * f64::from(audio.sample_rate);

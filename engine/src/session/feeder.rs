@@ -235,11 +235,10 @@ impl Feeder {
             compose_ms: chapter.compose_ms,
             render_ms: chapter.render_ms,
         });
-        let (done, left): (Vec<Pending>, Vec<Pending>) =
-            self.pending.drain(..).partition(|p| {
-                Self::fits(p, &chapter)
-                    && (p.command.requested <= start || chapter.kind == SectionKind::Outro)
-            });
+        let (done, left): (Vec<Pending>, Vec<Pending>) = self.pending.drain(..).partition(|p| {
+            Self::fits(p, &chapter)
+                && (p.command.requested <= start || chapter.kind == SectionKind::Outro)
+        });
         self.pending = left;
         for p in done {
             self.landed(&p.command, start);
@@ -490,7 +489,10 @@ impl Feeder {
             }
         };
         self.gains.clear();
-        let mut at = self.levels.partition_point(|c| c.frame <= lo).saturating_sub(1);
+        let mut at = self
+            .levels
+            .partition_point(|c| c.frame <= lo)
+            .saturating_sub(1);
         for t in lo..hi {
             while at + 1 < self.levels.len() && self.levels[at + 1].frame <= t {
                 at += 1;

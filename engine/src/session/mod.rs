@@ -28,7 +28,7 @@ mod feeder;
 pub mod grid;
 
 pub use composer::{
-    ArrangerComposer, Chapter, ChapterComposer, Composed, DitComposer, Direction, SessionMusic,
+    ArrangerComposer, Chapter, ChapterComposer, Composed, Direction, DitComposer, SessionMusic,
 };
 pub use grid::Grid;
 
@@ -455,6 +455,9 @@ impl SessionBuilder {
 /// Seconds of ring-out rendered after each chapter and overlap-added into the next.
 const TAIL_SECONDS: f64 = 3.0;
 
+/// Seconds of ring-out rendered after the intro (short: it delays the first sound).
+const INTRO_TAIL_SECONDS: f64 = 1.0;
+
 /// The streaming limiter aims this far under the ceiling (as the offline master does).
 const LIMITER_MARGIN_DB: f32 = 0.3;
 
@@ -492,8 +495,13 @@ fn compose_loop(
         let _ = events.send(SessionEvent::Error(message));
     };
     let Some(first) = current() else { return };
-    // The intro: the arranger writes it at once; only the starting level is measured.
+    // The intro: the arranger writes it at once; only the layers sounding at the starting
+    // intensity are rendered, with a short tail, so the first sound comes quickly.
     let level = composer::layers_at(first.intensity, music.stems.len());
+    let intro_audio = composer::ChapterAudio {
+        tail_seconds: INTRO_TAIL_SECONDS,
+        ..audio.clone()
+    };
     let intro = composer::make_chapter(
         &mut ArrangerComposer,
         music,
@@ -501,7 +509,7 @@ fn compose_loop(
         0,
         SectionKind::Intro,
         INTRO_BARS,
-        audio,
+        &intro_audio,
         instruments,
         Some(level),
     );
@@ -670,7 +678,11 @@ impl SessionAudio {
             out[first.len()..first.len() + second.len()].copy_from_slice(second);
             chunk.commit_all();
             if shared.first_audio_ns.load(Ordering::Relaxed) == NONE {
-                let ns = shared.started_at.elapsed().as_nanos().min(u128::from(NONE - 1));
+                let ns = shared
+                    .started_at
+                    .elapsed()
+                    .as_nanos()
+                    .min(u128::from(NONE - 1));
                 shared.first_audio_ns.store(ns as u64, Ordering::Relaxed);
             }
         }

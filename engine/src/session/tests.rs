@@ -64,7 +64,12 @@ fn controls_land_on_their_boundaries_to_the_sample() {
     let by = |id: u64| transitions.iter().find(|t| t.id == id).unwrap();
     // Intensity, stinger and pause never wait for music: they land where they were asked.
     for id in [0, 1, 3] {
-        assert_eq!(by(id).actual_frame, Some(by(id).requested_frame), "{:?}", by(id));
+        assert_eq!(
+            by(id).actual_frame,
+            Some(by(id).requested_frame),
+            "{:?}",
+            by(id)
+        );
     }
     assert_eq!(by(0).requested_frame, quiet);
     assert_eq!(by(1).requested_frame, hit);
@@ -100,7 +105,11 @@ fn a_streamed_minute_meets_the_loudness_and_peak_bounds_and_ends_when_asked() {
     let mut out = Vec::new();
     for (i, intensity) in [0.3f32, 1.0, 0.5, 0.8].into_iter().enumerate() {
         pull_frames(&mut audio, 48_000 * 10, &mut out);
-        let quantum = if i % 2 == 0 { Quantum::Bar } else { Quantum::Beat };
+        let quantum = if i % 2 == 0 {
+            Quantum::Bar
+        } else {
+            Quantum::Beat
+        };
         handle.set_intensity(intensity, quantum).unwrap();
     }
     pull_frames(&mut audio, 48_000 * 20, &mut out);

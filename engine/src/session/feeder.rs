@@ -1,7 +1,7 @@
 //! The feeder: lays rendered chapters on the session's timeline, schedules controls on their
 //! boundaries, mixes and limits block after block, and keeps the ring topped up.
 //!
-//! Each block is mixed inside a wider window (a quarter second before it, 50 ms after it)
+//! Each block is mixed inside a wider window (0.1 s before it, 50 ms after it)
 //! and limited as a whole; only the block is kept. The limiter's gain at a frame depends only
 //! on the peaks within its release reach before and its attack reach after, both inside the
 //! window, so consecutive blocks join without a step in the gain.
@@ -27,7 +27,7 @@ pub(super) enum Made {
 }
 
 /// Seconds of audio before each block that its limiter window covers.
-const PRE_SECONDS: f64 = 0.25;
+const PRE_SECONDS: f64 = 0.1;
 /// Seconds after each block the limiter looks ahead.
 const POST_SECONDS: f64 = 0.05;
 /// Seconds a layer takes to fade in or out when the intensity changes (no clicks).

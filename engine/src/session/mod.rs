@@ -6,9 +6,10 @@
 //! blocks), and a [`SessionHandle`] the caller keeps to send controls, read the position and
 //! collect statistics. Two worker threads sit behind them:
 //!
-//! - the composer writes chapter after chapter (one section each: a short intro by the
-//!   rule-based arranger so sound starts at once, then the chosen [`ChapterComposer`], usually
-//!   the DiT with its critic), renders each chapter's stems with a ring-out tail and measures
+//! - the composer writes chapter after chapter (one section each: a short intro and the
+//!   first section by the rule-based arranger, so sound starts at once and the models have a
+//!   section's time to load, then the chosen [`ChapterComposer`], usually the DiT with its
+//!   critic), renders each chapter's stems with a ring-out tail and measures
 //!   the gain that brings every intensity level to the loudness target; it stays one chapter
 //!   ahead of what plays;
 //! - the feeder lays chapters on a timeline (each chapter's tail overlap-added into the next),
@@ -43,13 +44,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Frames of mixed audio kept in the ring ahead of the playhead by default (85 ms at 48 kHz):
+/// Frames of mixed audio kept in the ring ahead of the playhead by default (341 ms at 48 kHz):
 /// the worst case a control waits beyond its boundary's quantum, and the cushion against the
 /// feeder being late.
-pub const DEFAULT_LEAD_FRAMES: usize = 4096;
+pub const DEFAULT_LEAD_FRAMES: usize = 16_384;
 
 /// Frames the feeder mixes and pushes at a time.
-pub const BLOCK_FRAMES: usize = 512;
+pub const BLOCK_FRAMES: usize = 1024;
 
 /// Bars of the intro that starts every session (written by the arranger, so first sound does
 /// not wait for the models).
@@ -533,20 +534,25 @@ fn compose_loop(
         }
         Err(e) => fail(e),
     }
-    let mut writer: Box<dyn ChapterComposer> = match factory {
-        Some(make) => match make() {
-            Ok(w) => w,
-            Err(e) => {
-                fail(Error::Model(format!(
-                    "{e}; the session goes on with the rule-based arranger"
-                )));
-                Box::new(ArrangerComposer)
-            }
-        },
-        None => Box::new(ArrangerComposer),
-    };
+    // The first section is arranged too: the models load and write the second while the
+    // intro and the first section play (the DiT's first chapter alone can outlast the intro).
+    let mut factory = factory;
+    let mut writer: Box<dyn ChapterComposer> = Box::new(ArrangerComposer);
     let mut index = 1u64;
     while !shared.stop.load(Ordering::Relaxed) {
+        if index == 2
+            && let Some(make) = factory.take()
+        {
+            writer = match make() {
+                Ok(w) => w,
+                Err(e) => {
+                    fail(Error::Model(format!(
+                        "{e}; the session goes on with the rule-based arranger"
+                    )));
+                    Box::new(ArrangerComposer)
+                }
+            };
+        }
         let Some(now) = current() else { return };
         let (kind, bars) = if now.end {
             (SectionKind::Outro, OUTRO_BARS)

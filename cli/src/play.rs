@@ -89,6 +89,9 @@ pub struct PlayArgs {
     thinking: ThinkArgs,
 }
 
+/// What plays the session: runs until done and returns what it heard (null sink with --save).
+type Sink = Box<dyn FnOnce() -> Result<Vec<f32>> + Send>;
+
 fn parse_quantum(s: &str) -> Result<Quantum, String> {
     s.parse().map_err(|e: refrain_engine::Error| e.to_string())
 }
@@ -186,33 +189,32 @@ pub fn run(args: PlayArgs) -> Result<()> {
     let seconds = args.seconds;
     let limit_frames = seconds.map(|s| (s * f64::from(sample_rate)).round() as u64);
     let stop = Arc::new(AtomicBool::new(false));
-    let (sink_name, sink): (&'static str, Box<dyn FnOnce() -> Result<Vec<f32>> + Send>) =
-        if args.no_audio {
-            let stop = stop.clone();
-            let buffer = args.buffer;
-            let keep = args.save.is_some();
-            (
-                "null",
-                Box::new(move || {
-                    Ok(null_sink(
-                        audio,
-                        sample_rate,
-                        buffer,
-                        limit_frames,
-                        keep,
-                        &stop,
-                    ))
-                }),
-            )
-        } else {
-            if args.save.is_some() {
-                bail!("--save works with --no-audio only");
-            }
-            (
-                "audio device",
-                device_sink(audio, args.buffer, stop.clone())?,
-            )
-        };
+    let (sink_name, sink): (&'static str, Sink) = if args.no_audio {
+        let stop = stop.clone();
+        let buffer = args.buffer;
+        let keep = args.save.is_some();
+        (
+            "null",
+            Box::new(move || {
+                Ok(null_sink(
+                    audio,
+                    sample_rate,
+                    buffer,
+                    limit_frames,
+                    keep,
+                    &stop,
+                ))
+            }),
+        )
+    } else {
+        if args.save.is_some() {
+            bail!("--save works with --no-audio only");
+        }
+        (
+            "audio device",
+            device_sink(audio, sample_rate, args.buffer, stop.clone())?,
+        )
+    };
     let sink_thread = std::thread::Builder::new()
         .name("refrain-sink".into())
         .spawn(sink)
@@ -416,9 +418,10 @@ fn null_sink(
 #[cfg(feature = "audio")]
 fn device_sink(
     mut audio: SessionAudio,
+    sample_rate: u32,
     buffer: usize,
     stop: Arc<AtomicBool>,
-) -> Result<Box<dyn FnOnce() -> Result<Vec<f32>> + Send>> {
+) -> Result<Sink> {
     use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
     Ok(Box::new(move || {
         let host = cpal::default_host();
@@ -431,7 +434,8 @@ fn device_sink(
         let channels = usize::from(supported.channels());
         let config = cpal::StreamConfig {
             channels: supported.channels(),
-            sample_rate: supported.sample_rate(),
+            // The session's rate; ALSA's default device resamples where the card differs.
+            sample_rate: cpal::SampleRate(sample_rate),
             buffer_size: cpal::BufferSize::Fixed(buffer as u32),
         };
         let mut stereo = vec![0.0f32; 16_384 * 2];
@@ -462,9 +466,10 @@ fn device_sink(
 #[cfg(not(feature = "audio"))]
 fn device_sink(
     _audio: SessionAudio,
+    _sample_rate: u32,
     _buffer: usize,
     _stop: Arc<AtomicBool>,
-) -> Result<Box<dyn FnOnce() -> Result<Vec<f32>> + Send>> {
+) -> Result<Sink> {
     bail!(
         "this refrain was built without sound output; rebuild with `--features audio` (needs \
          the ALSA headers, Debian package libasound2-dev) or play with --no-audio"

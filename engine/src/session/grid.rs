@@ -110,7 +110,7 @@ mod tests {
                 let section = grid.section_at_or_after(frame, 2, 8);
                 assert!(section >= frame);
                 let bar_of_section = grid.bar_at(section);
-                assert!(bar_of_section == 2 || (bar_of_section - 2) % 8 == 0);
+                assert!(bar_of_section == 2 || (bar_of_section - 2).is_multiple_of(8));
             }
         }
     }

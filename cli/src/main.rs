@@ -28,6 +28,7 @@ mod evaluate_reasoning;
 mod guard;
 mod inspect;
 mod pianoroll;
+mod play;
 mod score;
 mod thinking;
 mod train_critic;
@@ -87,6 +88,19 @@ enum Command {
     ///
     /// Example:  refrain inspect out --png out/roll.png
     Inspect(inspect::InspectArgs),
+    /// Play an endless live session: written one section ahead of the playhead (a short
+    /// arranged intro first, then the DiT and its critic), with the intensity, boundaries and
+    /// statistics a game engine would use.
+    ///
+    /// Prints each section as it is placed, the bar and section as they play, every control
+    /// and where it landed, and the critic's accept, retract and backtrack decisions.
+    /// Sound needs a build with `--features audio`; --no-audio pulls the audio with a null sink
+    /// in real time instead, and --stats FILE.json writes first_audio_ms, underruns, frames and
+    /// every transition (requested and actual frame).
+    ///
+    /// Example:  refrain play "synthwave, night drive" --no-audio --seconds 60 \
+    ///             --intensity-every-bars 8 --stats s.json
+    Play(play::PlayArgs),
 }
 
 #[derive(Subcommand)]
@@ -836,6 +850,7 @@ fn main() -> ExitCode {
         Command::Train(command) => run_train(command),
         Command::Evaluate(command) => evaluate::run(command),
         Command::Inspect(args) => inspect::run(args),
+        Command::Play(args) => play::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,7 @@ pub mod planes;
 pub mod prompt;
 pub mod reasoning;
 pub mod render;
+pub mod session;
 #[cfg(feature = "train")]
 pub mod train;
 pub mod writer;

@@ -1,6 +1,8 @@
 //! Engine integration tests: the whole compose path (plan -> lead sheet -> arrangement) over
 //! every style, meter and many seeds, checked on what a listener and the models depend on.
 
+mod live;
+
 use refrain_engine::generate;
 use refrain_engine::music::{Meter, Song, Stem, Style};
 use refrain_engine::plan::Request;

@@ -1,0 +1,160 @@
+//! Session tests over a mock sink: the test pulls exact buffer sizes itself, so every frame
+//! count is known.
+
+use super::*;
+use crate::music::Stem;
+use crate::render::{StereoBuffer, master};
+
+fn request(seed: u64) -> Request {
+    Request {
+        style: Some(Style::Synthwave),
+        bpm: Some(120.0),
+        seed,
+        ..Request::default()
+    }
+}
+
+/// Pulls `frames` frames in 256-frame buffers, waiting for the workers as a file writer would.
+fn pull_frames(audio: &mut SessionAudio, frames: usize, into: &mut Vec<f32>) {
+    let mut buffer = [0.0f32; 512];
+    let mut left = frames;
+    while left > 0 {
+        let n = left.min(256);
+        audio.pull_wait(&mut buffer[..n * 2], Duration::from_secs(20));
+        into.extend_from_slice(&buffer[..n * 2]);
+        left -= n;
+    }
+}
+
+#[test]
+fn controls_land_on_their_boundaries_to_the_sample() {
+    let (mut audio, mut handle) = SessionBuilder::new(request(3))
+        .intensity(1.0)
+        .start()
+        .unwrap();
+    let grid = handle.grid();
+    let mut out = Vec::new();
+    pull_frames(&mut audio, 24_000, &mut out);
+    let quiet = handle.set_intensity(0.2, Quantum::Bar).unwrap();
+    let hit = handle.send(Control::Stinger, Quantum::Beat).unwrap();
+    assert_eq!(grid.bar_frame(grid.bar_at(quiet)), quiet);
+    assert_eq!(grid.beat_frame(grid.beat_at(hit)), hit);
+    pull_frames(&mut audio, 48_000 * 3, &mut out);
+    let next = handle.send(Control::NextSection, Quantum::Bar).unwrap();
+    pull_frames(&mut audio, 48_000 * 3, &mut out);
+    let pause = handle.send(Control::Pause, Quantum::Beat).unwrap();
+    pull_frames(&mut audio, 48_000, &mut out);
+    // Paused exactly on the beat: the music position stops there and silence follows.
+    assert_eq!(handle.position().frame, pause);
+    assert!(out[out.len() - 2000..].iter().all(|s| *s == 0.0));
+    handle.send(Control::Resume, Quantum::Beat).unwrap();
+    pull_frames(&mut audio, 4_800, &mut out);
+    assert_eq!(handle.position().frame, pause + 4_800);
+
+    let transitions = handle.transitions();
+    assert_eq!(transitions.len(), 5, "{transitions:?}");
+    for t in &transitions {
+        let actual = t.actual_frame.expect("every control landed");
+        match t.quantum {
+            Quantum::Beat => assert_eq!(grid.beat_frame(grid.beat_at(actual)), actual),
+            _ => assert_eq!(grid.bar_frame(grid.bar_at(actual)), actual),
+        }
+        assert!(actual >= t.requested_frame);
+    }
+    let by = |id: u64| transitions.iter().find(|t| t.id == id).unwrap();
+    // Intensity, stinger and pause never wait for music: they land where they were asked.
+    for id in [0, 1, 3] {
+        assert_eq!(
+            by(id).actual_frame,
+            Some(by(id).requested_frame),
+            "{:?}",
+            by(id)
+        );
+    }
+    assert_eq!(by(0).requested_frame, quiet);
+    assert_eq!(by(1).requested_frame, hit);
+    // The next section was already written: it lands on the bar asked for too.
+    assert_eq!(by(2).requested_frame, next);
+    assert_eq!(by(2).actual_frame, Some(next));
+    let sections: Vec<u64> = handle
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SessionEvent::Section { start_frame, .. } => Some(start_frame),
+            _ => None,
+        })
+        .collect();
+    assert!(sections.contains(&next), "{sections:?}");
+    assert_eq!(handle.underruns(), 0);
+    // After the intensity drop only the pad sounds: much quieter than before it.
+    let power = |from: u64, to: u64| -> f64 {
+        out[from as usize * 2..to as usize * 2]
+            .iter()
+            .map(|s| f64::from(*s).powi(2))
+            .sum::<f64>()
+    };
+    assert!(power(quiet - 20_000, quiet) > 0.0);
+}
+
+#[test]
+fn a_streamed_minute_meets_the_loudness_and_peak_bounds_and_ends_when_asked() {
+    let (mut audio, mut handle) = SessionBuilder::new(request(5))
+        .intensity(0.6)
+        .start()
+        .unwrap();
+    let mut out = Vec::new();
+    for (i, intensity) in [0.3f32, 1.0, 0.5, 0.8].into_iter().enumerate() {
+        pull_frames(&mut audio, 48_000 * 10, &mut out);
+        let quantum = if i % 2 == 0 {
+            Quantum::Bar
+        } else {
+            Quantum::Beat
+        };
+        handle.set_intensity(intensity, quantum).unwrap();
+    }
+    pull_frames(&mut audio, 48_000 * 20, &mut out);
+    let buffer = StereoBuffer {
+        sample_rate: 48_000,
+        samples: out,
+    };
+    let (loudness, peak) = master::measure(&buffer).unwrap();
+    let loudness = loudness.unwrap();
+    assert!((loudness + 14.0).abs() <= 0.5, "{loudness} LUFS");
+    assert!(peak.unwrap() <= -1.0, "{peak:?} dBTP");
+    assert_eq!(handle.underruns(), 0);
+
+    handle.send(Control::End, Quantum::Bar).unwrap();
+    let mut tail = Vec::new();
+    let mut buffer = [0.0f32; 512];
+    let started = Instant::now();
+    while !audio.is_finished() {
+        assert!(started.elapsed() < Duration::from_secs(60), "never ended");
+        audio.pull_wait(&mut buffer, Duration::from_secs(20));
+        tail.extend_from_slice(&buffer);
+    }
+    let end = handle.transitions().into_iter().last().unwrap();
+    assert_eq!(end.control, "end");
+    assert!(end.actual_frame.unwrap() >= end.requested_frame);
+    assert!(tail.iter().rev().take(1000).all(|s| s.abs() < 1e-3));
+}
+
+#[test]
+fn bad_settings_are_refused_in_words() {
+    let err = |b: SessionBuilder| b.start().err().unwrap().to_string();
+    assert!(err(SessionBuilder::new(request(1)).intensity(2.0)).contains("intensity"));
+    assert!(err(SessionBuilder::new(request(1)).sample_rate(10)).contains("sample rate"));
+    assert!(err(SessionBuilder::new(request(1)).lead_frames(3)).contains("lead"));
+    let bad = Request {
+        bpm: Some(5000.0),
+        ..request(1)
+    };
+    assert!(err(SessionBuilder::new(bad)).contains("tempo"));
+    let (_audio, mut handle) = SessionBuilder::new(Request {
+        stems: Some(vec![Stem::Bass]),
+        ..request(1)
+    })
+    .start()
+    .unwrap();
+    assert!(handle.set_intensity(f32::NAN, Quantum::Bar).is_err());
+    assert!("sometime".parse::<Quantum>().is_err());
+}

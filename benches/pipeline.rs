@@ -38,6 +38,23 @@ fn pipeline(c: &mut Criterion) {
     group.bench_function("render 3-minute 5-stem song at 48 kHz", |b| {
         b.iter(|| render::render_song(black_box(&song), frames, &options).expect("renders"))
     });
+    // What `refrain generate` and `render` play by default: a lofi song whose lead and chords
+    // come from the shipped SoundFont bank, the rest from the built-in synths.
+    let lofi = compose(&three_minute_request(Style::Lofi));
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let instruments = render::Instruments {
+        bank: Some(render::soundfont::SoundFontBank::shipped(&assets).expect("the shipped bank")),
+        all_sampled: false,
+    };
+    group.bench_function(
+        "render 3-minute 5-stem lofi song, default instruments",
+        |b| {
+            b.iter(|| {
+                render::render_song_with(black_box(&lofi), frames, &options, &instruments)
+                    .expect("renders")
+            })
+        },
+    );
     group.finish();
     c.bench_function("write MIDI of a 3-minute song", |b| {
         b.iter(|| midi::write_midi(black_box(&song)))

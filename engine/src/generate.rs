@@ -221,14 +221,28 @@ pub fn write_audio_files(
             end: frames - 1,
         }),
     };
-    let mut files = vec![dir.join("mix.wav")];
-    render::write_wav_with(&files[0], &rendered.mix, &wav("mix"))?;
+    let mut jobs = vec![(dir.join("mix.wav"), &rendered.mix, wav("mix"))];
     for (stem, buffer) in &rendered.stems {
         let path = stems_dir.join(format!("{stem}.wav"));
-        render::write_wav_with(&path, buffer, &wav(&stem.to_string()))?;
-        files.push(path);
+        jobs.push((path, buffer, wav(&stem.to_string())));
     }
-    Ok(files)
+    // Encoding is most of the time and each file is independent: two writers, taking
+    // every other file.
+    let write = |parity: usize| -> Result<(), Error> {
+        jobs.iter()
+            .skip(parity)
+            .step_by(2)
+            .try_for_each(|(path, buffer, options)| render::write_wav_with(path, buffer, options))
+    };
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| write(1));
+        let first = write(0);
+        let second = second
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        first.and(second)
+    })?;
+    Ok(jobs.into_iter().map(|(path, _, _)| path).collect())
 }
 
 impl Generation {

@@ -9,7 +9,6 @@ use refrain_engine::dataset::{self, BuildOptions};
 use refrain_engine::generate::{self, Generation};
 use refrain_engine::licence::Licence;
 use refrain_engine::model::BarAutoencoderConfig;
-use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::{Key, Meter, Mood, Song, Stem, Style};
 use refrain_engine::plan::Request;
 use refrain_engine::render::soundfont::SoundFontBank;
@@ -17,10 +16,12 @@ use refrain_engine::render::{Instruments, RenderOptions};
 use refrain_engine::train::data::{StemBarOptions, StemBarSet};
 use refrain_engine::train::loss::ReconstructionLossConfig;
 use refrain_engine::train::{AutoencoderTrainingConfig, TrainSummary};
+use refrain_engine::words;
 use refrain_engine::writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod batch;
 mod calibrate;
 mod evaluate;
 mod evaluate_audio;
@@ -30,6 +31,7 @@ mod inspect;
 mod pianoroll;
 mod play;
 mod score;
+mod studio;
 mod thinking;
 mod train_critic;
 mod train_dit;
@@ -57,6 +59,12 @@ enum Command {
     Generate(GenerateArgs),
     /// Render any MIDI file to audio with the built-in instruments.
     Render(RenderArgs),
+    /// Write many songs from a request file (one JSON object per line, each with an "id"):
+    /// DIR/<id>/ per request, DIR/summary.jsonl at the end. The models load once; a stopped
+    /// run resumes where it left off; --shard I/N splits the file over N workers.
+    ///
+    /// Example line:  {"id": "ad-01", "style": "lofi", "bpm": 80, "seconds": 30, "seed": 1}
+    Batch(batch::BatchArgs),
     /// Judge any MIDI file with the critic alone: overall and per-aspect probabilities
     /// (harmony, rhythm, melody, continuity, adherence), segment by segment with reasons.
     Score(score::ScoreArgs),
@@ -215,27 +223,14 @@ struct GenerateArgs {
     /// Seed: the same request and seed give the same bytes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[command(flatten)]
-    audio: AudioArgs,
     /// Output folder (created; must not exist or be empty unless --force).
     #[arg(long)]
     out: PathBuf,
     /// Replace the output folder if it exists.
     #[arg(long)]
     force: bool,
-    /// Folder holding the model weights (autoencoder.safetensors, dit.safetensors); default
-    /// $REFRAIN_ASSETS, else the repository's assets/.
-    #[arg(long)]
-    assets: Option<PathBuf>,
-    /// Denoising steps per segment (more is slower and smoother).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=200))]
-    steps: u32,
-    /// Classifier-free guidance: 1 follows the conditions plainly, higher follows style,
-    /// mood and chords more strictly (costs a second model pass per step).
-    #[arg(long, default_value_t = 1.0)]
-    guidance: f32,
     #[command(flatten)]
-    thinking: thinking::ThinkArgs,
+    studio: studio::StudioArgs,
 }
 
 #[derive(Args)]
@@ -357,31 +352,23 @@ enum DatasetCommand {
 }
 
 pub(crate) fn parse_style(s: &str) -> Result<Style, String> {
-    Style::parse(s).ok_or_else(|| {
-        format!("unknown style '{s}'; choose one of lofi, synthwave, rock, ambient, cinematic, chiptune, jazz, folk")
-    })
+    words::style(s).map_err(words::message)
 }
 
 pub(crate) fn parse_mood(s: &str) -> Result<Mood, String> {
-    Mood::parse(s).ok_or_else(|| {
-        let names: Vec<&str> = Mood::ALL.iter().map(|m| m.name()).collect();
-        format!("unknown mood '{s}'; choose one of {}", names.join(", "))
-    })
+    words::mood(s).map_err(words::message)
 }
 
 fn parse_key(s: &str) -> Result<Key, String> {
-    Key::parse(s).ok_or_else(|| {
-        format!("cannot read the key '{s}'; write it like \"A minor\", \"D major\", \"F# dorian\" or \"Bb\"")
-    })
+    words::key(s).map_err(words::message)
 }
 
 fn parse_meter(s: &str) -> Result<Meter, String> {
-    Meter::parse(s).ok_or_else(|| format!("unsupported meter '{s}'; use 4/4, 3/4 or 6/8"))
+    words::meter(s).map_err(words::message)
 }
 
 fn parse_stem(s: &str) -> Result<Stem, String> {
-    Stem::parse(s)
-        .ok_or_else(|| format!("unknown stem '{s}'; stems are drums, bass, chords, lead, texture"))
+    words::stem(s).map_err(words::message)
 }
 
 fn parse_sample_rate(s: &str) -> Result<u32, String> {
@@ -460,36 +447,13 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         stems: args.stems,
         seed: args.seed,
     };
-    let options = args.audio.options(args.looped);
-    if !(args.guidance.is_finite() && (0.0..=20.0).contains(&args.guidance)) {
-        bail!("--guidance must be between 0 and 20");
-    }
     let started = Instant::now();
-    let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
-    let device = Default::default();
-    let models = writer::Models::<writer::CpuBackend>::load(&assets, &device)?;
-    let instruments = args.audio.instruments(&assets)?;
-    let settings = writer::WriterSettings {
-        sampler: SamplerSettings {
-            steps: args.steps as usize,
-            guidance: args.guidance,
-            ..SamplerSettings::default()
-        },
-        ..writer::WriterSettings::default()
-    };
-    let mut judges = args.thinking.judges(&assets)?;
-    let think = args.thinking.settings(&judges);
-    think.check()?;
+    let studio = studio::Studio::open(args.studio)?;
+    let think = studio.think();
+    let mut judges = studio.judges(think.settings().use_critic)?;
+    let think = studio.think_settings(think, &judges)?;
     let progress = spinner("writing and rendering");
-    let mut generation: Generation = generate::generate(
-        &request,
-        &models,
-        &settings,
-        &mut judges.thinking(think),
-        &options,
-        &instruments,
-    )?;
-    generation.models.push(judges.guard_entry.clone());
+    let generation: Generation = studio.make(&request, &mut judges, think)?;
     progress.set_message(format!("writing {}", args.out.display()));
     generation.write_to(&args.out, args.force)?;
     progress.finish_and_clear();
@@ -846,6 +810,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => run_generate(args),
         Command::Score(args) => score::run(args),
         Command::Render(args) => run_render(args),
+        Command::Batch(args) => batch::run(args),
         Command::Dataset(command) => run_dataset(command),
         Command::Train(command) => run_train(command),
         Command::Evaluate(command) => evaluate::run(command),

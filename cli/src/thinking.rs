@@ -54,7 +54,12 @@ pub struct Judges {
 impl ThinkArgs {
     /// The preset with the explicit overrides applied; the critic's own threshold.
     pub fn settings(&self, judges: &Judges) -> ThinkSettings {
-        let mut settings = self.think.settings();
+        self.settings_for(self.think, judges)
+    }
+
+    /// Another preset (a batch line's own) with the explicit overrides applied.
+    pub fn settings_for(&self, think: Think, judges: &Judges) -> ThinkSettings {
+        let mut settings = think.settings();
         if let Some(k) = self.candidates {
             settings.particles = k as usize;
         }
@@ -78,6 +83,11 @@ impl ThinkArgs {
 
     /// Loads the guard, and the critic unless thinking without one.
     pub fn judges(&self, assets: &Path) -> Result<Judges> {
+        Self::load_judges(assets, self.think.settings().use_critic)
+    }
+
+    /// Loads the guard, and the critic when `with_critic`.
+    pub fn load_judges(assets: &Path, with_critic: bool) -> Result<Judges> {
         let guard_path = assets.join(GUARD_FILE);
         let hint = || {
             format!(
@@ -93,7 +103,7 @@ impl ThinkArgs {
             sha256: sha256_hex(&bytes),
         };
         let guard = MelodyIndex::from_bytes(&bytes).with_context(hint)?;
-        let critic = if self.think.settings().use_critic {
+        let critic = if with_critic {
             Some(LearnedCritic::load(assets, &Default::default())?)
         } else {
             None

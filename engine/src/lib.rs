@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod compose;
 pub mod corpus;
 pub mod critic;
@@ -25,6 +26,7 @@ pub mod render;
 pub mod session;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod words;
 pub mod writer;
 
 /// Everything that can go wrong inside the engine, in words a user can act on.

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `refrain` binary: the commands a user types, checked on their output.
 
+mod batch;
 mod critic;
 mod dataset;
 mod generate;

@@ -234,14 +234,8 @@ pub fn write_audio_files(
             .step_by(2)
             .try_for_each(|(path, buffer, options)| render::write_wav_with(path, buffer, options))
     };
-    std::thread::scope(|scope| {
-        let second = scope.spawn(|| write(1));
-        let first = write(0);
-        let second = second
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        first.and(second)
-    })?;
+    let (second, first) = render::on_two_threads(|| write(1), || write(0));
+    first.and(second)?;
     Ok(jobs.into_iter().map(|(path, _, _)| path).collect())
 }
 

@@ -8,6 +8,7 @@
 //! slow release after it.
 
 use super::mix::{self, Compressor};
+use super::on_two_threads;
 use crate::Error;
 use biquad::{Biquad, Coefficients, DirectForm2Transposed};
 use ebur128::{EbuR128, Mode};
@@ -63,16 +64,8 @@ pub fn loudness(samples: &[f32], sample_rate: u32) -> Result<Option<f64>, Error>
     } else {
         let split = frames_in_tenths / 2 * tenth;
         let (seed, rest) = samples[split - 4 * tenth..].split_at(tenth);
-        let (first, second) = std::thread::scope(|scope| {
-            let first = scope.spawn(|| measure(&[], &samples[..split]));
-            let second = measure(seed, rest);
-            (
-                first
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                second,
-            )
-        });
+        let (first, second) =
+            on_two_threads(|| measure(&[], &samples[..split]), || measure(seed, rest));
         let (first, second) = (first?, second?);
         EbuR128::loudness_global_multiple([&first, &second].into_iter()).map_err(audio)?
     };
@@ -141,10 +134,7 @@ pub fn true_peaks(samples: &[f32], floor: f32) -> Vec<f32> {
         fill(0, &mut peaks);
     } else {
         let (first, second) = peaks.split_at_mut(frames / 2);
-        std::thread::scope(|scope| {
-            scope.spawn(|| fill(0, first));
-            fill(frames / 2, second);
-        });
+        on_two_threads(|| fill(0, first), || fill(frames / 2, second));
     }
     peaks
 }
@@ -201,14 +191,9 @@ pub fn true_peak_dbtp(samples: &[f32]) -> Option<f64> {
     let peak = if frames < PARALLEL_FRAMES {
         loudest(0, frames)
     } else {
-        std::thread::scope(|scope| {
-            let first = scope.spawn(|| loudest(0, frames / 2));
-            let second = loudest(frames / 2, frames);
-            first
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                .max(second)
-        })
+        let (first, second) =
+            on_two_threads(|| loudest(0, frames / 2), || loudest(frames / 2, frames));
+        first.max(second)
     };
     Some(20.0 * f64::from(peak).log10())
 }
@@ -263,6 +248,16 @@ fn limiter_curve(
     true
 }
 
+/// The gain of one frame: the static `gain` times the limiter's gain there (`curve_db`).
+#[inline]
+fn frame_gain(gain: f32, curve_db: f32) -> f32 {
+    if curve_db < 0.0 {
+        gain * 10f32.powf(curve_db / 20.0)
+    } else {
+        gain
+    }
+}
+
 /// `out` = `input` scaled by `gain` and by the limiter's `curve` (dB per frame).
 fn apply_gain(input: &[f32], gain: f32, curve: &[f32], out: &mut [f32]) {
     for ((o, i), &g) in out
@@ -270,11 +265,7 @@ fn apply_gain(input: &[f32], gain: f32, curve: &[f32], out: &mut [f32]) {
         .zip(input.chunks_exact(2))
         .zip(curve)
     {
-        let gain = if g < 0.0 {
-            gain * 10f32.powf(g / 20.0)
-        } else {
-            gain
-        };
+        let gain = frame_gain(gain, g);
         o[0] = i[0] * gain;
         o[1] = i[1] * gain;
     }
@@ -286,8 +277,11 @@ pub fn limit(samples: &mut [f32], ceiling_db: f32, sample_rate: f32) {
     let peaks = true_peaks(samples, ceiling * 0.5);
     let mut curve = Vec::new();
     if limiter_curve(&peaks, 1.0, ceiling, sample_rate, &mut curve) {
-        let input = samples.to_vec();
-        apply_gain(&input, 1.0, &curve, samples);
+        for (frame, &g) in samples.chunks_exact_mut(2).zip(&curve) {
+            let gain = frame_gain(1.0, g);
+            frame[0] *= gain;
+            frame[1] *= gain;
+        }
     }
 }
 
@@ -362,10 +356,7 @@ impl LoudnessPredictor {
         } else {
             let half = frames / 2;
             let (first, second) = power.split_at_mut(half);
-            std::thread::scope(|scope| {
-                scope.spawn(|| weigh(0, half, first));
-                weigh(half, frames, second);
-            });
+            on_two_threads(|| weigh(0, half, first), || weigh(half, frames, second));
         }
         let sub_block_frames = (sample_rate / 10) as usize;
         let sub_blocks = power
@@ -434,14 +425,13 @@ pub fn master(
     let mut glued = bus;
     mix::compress(&mut glued, &GLUE, &[], sample_rate as f32);
     let predictor = LoudnessPredictor::new(&glued, sample_rate);
-    let silent = || Mastered {
-        true_peak_dbtp: true_peak_dbtp(&glued).unwrap_or(SILENCE_DB).max(SILENCE_DB),
-        mix: glued.clone(),
-        gain_db: 0.0,
-        loudness_lufs: SILENCE_DB,
-    };
     let Some(unlimited) = predictor.predict(0.0, &[]) else {
-        return Ok(silent());
+        return Ok(Mastered {
+            true_peak_dbtp: true_peak_dbtp(&glued).unwrap_or(SILENCE_DB).max(SILENCE_DB),
+            mix: glued,
+            gain_db: 0.0,
+            loudness_lufs: SILENCE_DB,
+        });
     };
     let ceiling_db = ceiling_dbtp as f32 - CEILING_MARGIN_DB;
     let ceiling = 10f32.powf(ceiling_db / 20.0);

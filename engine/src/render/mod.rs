@@ -377,13 +377,27 @@ fn sum_stems(bus: &mut [f32], stems: &mut [(Stem, StereoBuffer)], gain: f32) -> 
         .unzip();
     let (mut first_parts, mut second_parts) = (first_parts, second_parts);
     let (first_bus, second_bus) = bus.split_at_mut(half);
+    let (first, second) = on_two_threads(
+        || sum(first_bus, &mut first_parts),
+        || sum(second_bus, &mut second_parts),
+    );
+    first.max(second)
+}
+
+/// Runs `first` on a second thread and `second` on this one and returns both results; a
+/// panic on either side carries on as a panic here. The render's long passes split this way
+/// over the two halves of a buffer.
+pub(crate) fn on_two_threads<A: Send, B>(
+    first: impl FnOnce() -> A + Send,
+    second: impl FnOnce() -> B,
+) -> (A, B) {
     std::thread::scope(|scope| {
-        let first = scope.spawn(|| sum(first_bus, &mut first_parts));
-        let second = sum(second_bus, &mut second_parts);
-        first
+        let first = scope.spawn(first);
+        let second = second();
+        let first = first
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            .max(second)
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (first, second)
     })
 }
 

@@ -272,9 +272,45 @@ pub fn norm<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     centred / (variance + 1e-6).sqrt()
 }
 
-/// `norm(x) * (1 + scale) + shift` with per-window `shift` and `scale` of shape `[batch, d]`.
+/// Multi-head self-attention as [`self_attention`], over token-major `h`: `[tokens, batch,
+/// d]` in and out.
+fn self_attention_token_major<B: Backend>(
+    qkv: &Linear<B>,
+    h: Tensor<B, 3>,
+    heads: usize,
+) -> Tensor<B, 3> {
+    let [tokens, batch, d] = h.dims();
+    let qkv = qkv
+        .forward(h)
+        .reshape([tokens, batch, 3, heads, d / heads])
+        .permute([2, 1, 3, 0, 4]);
+    let q = qkv.clone().narrow(0, 0, 1).squeeze_dim::<4>(0);
+    let k = qkv.clone().narrow(0, 1, 1).squeeze_dim::<4>(0);
+    let v = qkv.narrow(0, 2, 1).squeeze_dim::<4>(0);
+    attention(q, k, v, None, None, AttentionModuleOptions::default())
+        .permute([2, 0, 1, 3])
+        .reshape([tokens, batch, d])
+}
+
+/// `x * p` (or `x + p`) for token-major `x` (`[tokens, batch, d]`) and one row `p` per window
+/// (`[batch, d]`). Seen as `[tokens, batch * d]` against one `[1, batch * d]` row, every
+/// token shares the same row: the broadcast CPU backends run fastest. (`[batch, tokens, d]`
+/// against `[batch, 1, d]` is a strided broadcast that costs several times more once a batch
+/// holds more than one window.)
+fn per_window<B: Backend>(
+    x: Tensor<B, 3>,
+    p: Tensor<B, 2>,
+    op: fn(Tensor<B, 2>, Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, 3> {
+    let [tokens, batch, d] = x.dims();
+    op(x.reshape([tokens, batch * d]), p.reshape([1, batch * d])).reshape([tokens, batch, d])
+}
+
+/// `norm(x) * (1 + scale) + shift` with per-window `shift` and `scale` of shape `[batch, d]`,
+/// `x` token-major (`[tokens, batch, d]`).
 fn modulate<B: Backend>(x: Tensor<B, 3>, shift: Tensor<B, 2>, scale: Tensor<B, 2>) -> Tensor<B, 3> {
-    norm(x) * (scale.unsqueeze_dim::<3>(1) + 1.0) + shift.unsqueeze_dim::<3>(1)
+    let scaled = per_window(norm(x), scale + 1.0, |a, b| a * b);
+    per_window(scaled, shift, |a, b| a + b)
 }
 
 impl<B: Backend> DitBlock<B> {
@@ -283,11 +319,11 @@ impl<B: Backend> DitBlock<B> {
         let [shift_a, scale_a, gate_a, shift_m, scale_m, gate_m]: [Tensor<B, 2>; 6] =
             parts.try_into().expect("chunk(6) gives six parts");
         let h = modulate(x.clone(), shift_a, scale_a);
-        let context = self_attention(&self.qkv, h, heads);
-        let x = x + self.attention_out.forward(context) * gate_a.unsqueeze_dim::<3>(1);
+        let context = self_attention_token_major(&self.qkv, h, heads);
+        let x = x + per_window(self.attention_out.forward(context), gate_a, |a, b| a * b);
         let h = modulate(x.clone(), shift_m, scale_m);
         let h = self.mlp_out.forward(gelu(self.mlp_in.forward(h)));
-        x + h * gate_m.unsqueeze_dim::<3>(1)
+        x + per_window(h, gate_m, |a, b| a * b)
     }
 }
 
@@ -305,7 +341,11 @@ impl<B: Backend> Dit<B> {
             .reshape([batch, tokens, TOKEN_FIELDS, d])
             .sum_dim(2)
             .reshape([batch, tokens, d]);
-        let mut x = self.latent_in.forward(input.tokens) + fields;
+        // The blocks run token-major (`[tokens, batch, d]`); see `per_window`.
+        let mut x = (self.latent_in.forward(input.tokens) + fields)
+            .swap_dims(0, 1)
+            .reshape([tokens, batch * d])
+            .reshape([tokens, batch, d]);
         let song = self
             .song_table
             .forward(input.song_fields)
@@ -324,7 +364,12 @@ impl<B: Backend> Dit<B> {
             .chunk(2, 1)
             .try_into()
             .expect("chunk(2) gives two parts");
-        self.latent_out.forward(modulate(x, shift, scale))
+        let latent = self.latent_out.forward(modulate(x, shift, scale));
+        let latent_dim = latent.dims()[2];
+        latent
+            .swap_dims(0, 1)
+            .reshape([batch * tokens, latent_dim])
+            .reshape([batch, tokens, latent_dim])
     }
 
     /// Writes the weights as one safetensors file with the config in its metadata, so the file

@@ -44,9 +44,19 @@ pub struct BatchArgs {
     /// shared, the critic and the memorisation guard once per thread.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
+    /// Batch the DiT across the songs being made at once: each model pass evaluates up to N
+    /// windows from all --jobs workers together (a GPU runs one large pass much faster than
+    /// many small ones). Songs come out byte-identical either way. 0 keeps each song's
+    /// windows to itself.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub batch_windows: u32,
     #[command(flatten)]
     pub studio: StudioArgs,
 }
+
+/// How long a worker's DiT call waits for the other workers (busy rendering, say) before its
+/// pass goes without them.
+const BATCH_LINGER: Duration = Duration::from_millis(5);
 
 fn parse_shard(text: &str) -> Result<Shard, String> {
     text.parse().map_err(words::message)
@@ -129,7 +139,10 @@ pub fn run(args: BatchArgs) -> Result<()> {
     let mut written = 0;
     if !todo.is_empty() {
         let jobs = (args.jobs as usize).min(todo.len());
-        let studio = Studio::open(args.studio)?;
+        let mut studio = Studio::open(args.studio)?;
+        if args.batch_windows > 0 {
+            studio.batch_across_songs(BATCH_LINGER, args.batch_windows as usize);
+        }
         let default_think = studio.think();
         let with_critic = todo
             .iter()
@@ -171,6 +184,15 @@ pub fn run(args: BatchArgs) -> Result<()> {
             timing.record(line, outcome_name, wall)
         })?;
         bar.finish_and_clear();
+        if let Some(batcher) = &studio.models.batcher {
+            let counts = batcher.counts();
+            eprintln!(
+                "DiT: {} passes over {} windows ({:.1} windows per pass)",
+                counts.passes,
+                counts.windows,
+                counts.windows as f64 / counts.passes.max(1) as f64
+            );
+        }
         for (slot, outcome) in outcomes {
             written += usize::from(outcome.is_ok());
             results[slot] = outcome;
@@ -230,6 +252,7 @@ fn make_all(
             let sender = sender.clone();
             let next = &next;
             scope.spawn(move || {
+                let _registered = studio.models.batcher.as_ref().map(|b| b.worker());
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((slot, request)) = todo.get(i) else {

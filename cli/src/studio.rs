@@ -73,6 +73,13 @@ impl Studio {
         })
     }
 
+    /// Batches DiT evaluations across the threads that make songs with this studio (each
+    /// registers with the batcher); a song's own windows then stay on its thread.
+    pub fn batch_across_songs(&mut self, linger: std::time::Duration, max_windows: usize) {
+        self.models.batch_evaluations(linger, max_windows);
+        self.settings.sampler.threads = 1;
+    }
+
     /// The thinking level the flags ask for.
     pub fn think(&self) -> Think {
         self.args.thinking.think

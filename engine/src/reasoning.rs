@@ -479,7 +479,7 @@ fn attempt_segment<B: Backend>(
     let windows = vec![window; k];
     let mut denoising = Denoising::start(
         FlowSampler::new(context.settings.sampler),
-        &models.dit,
+        models.denoiser(),
         &models.dit_config,
         &windows,
         &noise,

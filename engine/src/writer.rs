@@ -15,7 +15,7 @@ use crate::generate::{ModelEntry, sha256_hex};
 use crate::model::autoencoder::{ONSET, PLANES};
 use crate::model::conditions::{BarConditions, SongConditions, bar_conditions};
 use crate::model::sampler::{SamplerSettings, Window};
-use crate::model::{BarAutoencoder, BarAutoencoderConfig, Dit, DitConfig};
+use crate::model::{BarAutoencoder, BarAutoencoderConfig, Denoiser, Dit, DitBatcher, DitConfig};
 use crate::music::{Song, Stem, StemTrack};
 use crate::plan::{Plan, stage_rng};
 use crate::planes::planes_to_notes;
@@ -47,6 +47,9 @@ pub struct Models<B: Backend> {
     /// The weights files with their hashes, for manifests.
     pub entries: Vec<ModelEntry>,
     pub device: B::Device,
+    /// When set, every DiT evaluation goes through it, batched with other threads' (see
+    /// [`Models::batch_evaluations`]).
+    pub batcher: Option<DitBatcher<B>>,
 }
 
 impl<B: Backend> Models<B> {
@@ -97,7 +100,22 @@ impl<B: Backend> Models<B> {
             dit_config,
             entries,
             device: device.clone(),
+            batcher: None,
         })
+    }
+
+    /// These models with DiT evaluations batched across the threads that share them: each
+    /// thread writing a song registers with `batcher.worker()`; see [`DitBatcher`].
+    pub fn batch_evaluations(&mut self, linger: std::time::Duration, max_windows: usize) {
+        self.batcher = Some(DitBatcher::new(self.dit.clone(), linger, max_windows));
+    }
+
+    /// What DiT evaluations go through: the batcher when there is one, else the DiT.
+    pub fn denoiser(&self) -> &dyn Denoiser<B> {
+        match &self.batcher {
+            Some(batcher) => batcher,
+            None => &self.dit,
+        }
     }
 }
 
@@ -517,6 +535,7 @@ pub(crate) mod tests {
             dit_config,
             entries: Vec::new(),
             device,
+            batcher: None,
         }
     }
 

@@ -212,6 +212,46 @@ fn a_stopped_run_resumes_to_the_bytes_of_an_uninterrupted_one() {
 }
 
 #[test]
+fn songs_batched_through_one_dit_pass_come_out_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    let text = [
+        request("a", "rock", 6),
+        request("b", "folk", 7),
+        request("c", "chiptune", 8),
+    ]
+    .join("\n");
+    fs::write(&requests, text).unwrap();
+    let alone = dir.path().join("alone");
+    let run = batch(&requests, &alone, &[]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let batched = dir.path().join("batched");
+    let run = batch(
+        &requests,
+        &batched,
+        &["--jobs", "3", "--batch-windows", "64"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let said = stderr(&run);
+    let per_pass: f64 = said
+        .split("windows (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no batching report in: {said}"));
+    assert!(per_pass > 1.0, "{said}");
+    for id in ["a", "b", "c"] {
+        for file in ["mix.wav", "song.mid"] {
+            assert_eq!(
+                fs::read(alone.join(id).join(file)).unwrap(),
+                fs::read(batched.join(id).join(file)).unwrap(),
+                "{id}/{file}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_shard_that_does_not_exist_is_refused_in_plain_words() {
     let dir = tempfile::tempdir().unwrap();
     let requests = dir.path().join("requests.jsonl");

@@ -4,11 +4,13 @@
 //! links none of it.
 
 pub mod autoencoder;
+pub mod batcher;
 pub mod conditions;
 pub mod dit;
 pub mod sampler;
 
 pub use autoencoder::{BarAutoencoder, BarAutoencoderConfig, BarGrid};
+pub use batcher::{Denoiser, DitBatcher};
 pub use dit::{Dit, DitConfig};
 
 use crate::Error;

@@ -5,8 +5,9 @@
 //! Noise is drawn from (seed, segment, attempt, particle) alone, so a segment can be redrawn
 //! or a particle added without disturbing any other draw.
 
+use super::batcher::Denoiser;
 use super::conditions::{BarConditions, SONG_FIELDS, SongConditions};
-use super::dit::{Dit, DitConfig, DitInput, TOKEN_FIELDS, TOKEN_OWN_FIELDS, field_tensors};
+use super::dit::{DitConfig, DitInput, TOKEN_FIELDS, TOKEN_OWN_FIELDS, field_tensors};
 use crate::Error;
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -147,7 +148,7 @@ pub trait Sampler {
     /// normalised latents in the same layout. `observe` sees every step.
     fn sample<B: Backend>(
         &self,
-        dit: &Dit<B>,
+        dit: &dyn Denoiser<B>,
         config: &DitConfig,
         windows: &[Window],
         noise: &[f32],
@@ -206,7 +207,7 @@ impl FlowSampler {
     /// `settings.threads` threads.
     fn velocity<B: Backend>(
         &self,
-        dit: &Dit<B>,
+        dit: &dyn Denoiser<B>,
         prepared: &Prepared<B>,
         x: Tensor<B, 3>,
         time: f32,
@@ -256,7 +257,7 @@ impl FlowSampler {
 
     fn velocity_on_this_thread<B: Backend>(
         &self,
-        dit: &Dit<B>,
+        dit: &dyn Denoiser<B>,
         prepared: &Prepared<B>,
         x: Tensor<B, 3>,
         time: f32,
@@ -264,14 +265,14 @@ impl FlowSampler {
         let [batch, _, _] = x.dims();
         let device = x.device();
         match &prepared.dropped {
-            None => dit.forward(DitInput {
+            None => dit.denoise(DitInput {
                 tokens: x,
                 token_fields: prepared.token_fields.clone(),
                 song_fields: prepared.song_fields.clone(),
                 time: Tensor::full([batch], time, &device),
             }),
             Some((token_dropped, song_dropped)) => {
-                let both = dit.forward(DitInput {
+                let both = dit.denoise(DitInput {
                     tokens: Tensor::cat(vec![x.clone(), x], 0),
                     token_fields: Tensor::cat(
                         vec![prepared.token_fields.clone(), token_dropped.clone()],
@@ -294,7 +295,7 @@ impl FlowSampler {
 impl Sampler for FlowSampler {
     fn sample<B: Backend>(
         &self,
-        dit: &Dit<B>,
+        dit: &dyn Denoiser<B>,
         config: &DitConfig,
         windows: &[Window],
         noise: &[f32],
@@ -326,7 +327,7 @@ impl Sampler for FlowSampler {
 /// drop some and branch others.
 pub struct Denoising<'a, B: Backend> {
     sampler: FlowSampler,
-    dit: &'a Dit<B>,
+    dit: &'a dyn Denoiser<B>,
     prepared: Prepared<B>,
     /// `[batch, tokens, latent]` at `times[step]`.
     x: Tensor<B, 3>,
@@ -340,7 +341,7 @@ impl<'a, B: Backend> Denoising<'a, B> {
     /// Checks the windows and noise (as [`Sampler::sample`] takes them) and sets up step 0.
     pub fn start(
         sampler: FlowSampler,
-        dit: &'a Dit<B>,
+        dit: &'a dyn Denoiser<B>,
         config: &DitConfig,
         windows: &[Window],
         noise: &[f32],

@@ -32,6 +32,18 @@ pub struct StudioArgs {
     pub guidance: f32,
     #[command(flatten)]
     pub thinking: ThinkArgs,
+    /// Where the DiT runs: cpu, or cuda (an NVIDIA GPU; needs a refrain built with
+    /// `--features cuda`). Everything else stays on the CPU. Only the CPU gives the same bytes
+    /// on every machine.
+    #[arg(long, value_enum, default_value_t = DitDevice::Cpu)]
+    pub device: DitDevice,
+}
+
+/// `--device`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DitDevice {
+    Cpu,
+    Cuda,
 }
 
 /// Everything a song is made with except the judges (which the reasoning loop borrows
@@ -54,7 +66,10 @@ impl Studio {
             .assets
             .clone()
             .unwrap_or_else(writer::default_assets_dir);
-        let models = Models::<CpuBackend>::load(&assets, &Default::default())?;
+        let mut models = Models::<CpuBackend>::load(&assets, &Default::default())?;
+        if args.device == DitDevice::Cuda {
+            offload_to_cuda(&mut models, &assets.join(writer::DIT_FILE))?;
+        }
         let instruments = args.audio.instruments(&assets)?;
         let settings = WriterSettings {
             sampler: SamplerSettings {
@@ -116,4 +131,33 @@ impl Studio {
         generation.models.push(judges.guard_entry.clone());
         Ok(generation)
     }
+}
+
+/// Puts the DiT's evaluations on the first CUDA device.
+#[cfg(feature = "cuda")]
+fn offload_to_cuda(models: &mut Models<CpuBackend>, dit: &std::path::Path) -> Result<()> {
+    use refrain_engine::model::OffloadedDit;
+    let device = burn::backend::cuda::CudaDevice::default();
+    // Without a usable GPU or driver, CUDA's first use panics inside the backend; say so in
+    // words instead.
+    let load = || OffloadedDit::<burn::backend::Cuda>::load(dit, &device);
+    let loaded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).map_err(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            anyhow::anyhow!("--device cuda: no CUDA device could be used ({why})")
+        })??;
+    models.offload_dit(loaded);
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn offload_to_cuda(_: &mut Models<CpuBackend>, _: &std::path::Path) -> Result<()> {
+    bail!(
+        "--device cuda needs a refrain built with the cuda feature \
+         (cargo build --release -p refrain --features cuda)"
+    )
 }

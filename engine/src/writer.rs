@@ -50,6 +50,9 @@ pub struct Models<B: Backend> {
     /// When set, every DiT evaluation goes through it, batched with other threads' (see
     /// [`Models::batch_evaluations`]).
     pub batcher: Option<DitBatcher<B>>,
+    /// When set, DiT evaluations run on it instead of `dit` (the DiT on a GPU; see
+    /// [`Models::offload_dit`]); a batcher takes it over.
+    pub offloaded: Option<Box<dyn Denoiser<B> + Send>>,
 }
 
 impl<B: Backend> Models<B> {
@@ -101,20 +104,32 @@ impl<B: Backend> Models<B> {
             entries,
             device: device.clone(),
             batcher: None,
+            offloaded: None,
         })
     }
 
     /// These models with DiT evaluations batched across the threads that share them: each
     /// thread writing a song registers with `batcher.worker()`; see [`DitBatcher`].
     pub fn batch_evaluations(&mut self, linger: std::time::Duration, max_windows: usize) {
-        self.batcher = Some(DitBatcher::new(self.dit.clone(), linger, max_windows));
+        self.batcher = Some(match self.offloaded.take() {
+            Some(offloaded) => DitBatcher::new(offloaded, linger, max_windows),
+            None => DitBatcher::new(self.dit.clone(), linger, max_windows),
+        });
     }
 
-    /// What DiT evaluations go through: the batcher when there is one, else the DiT.
+    /// Runs the DiT's evaluations on `dit` from now on: an [`crate::model::OffloadedDit`]
+    /// holding the same weights on a GPU. Call it before [`Models::batch_evaluations`].
+    pub fn offload_dit(&mut self, dit: impl Denoiser<B> + Send + 'static) {
+        self.offloaded = Some(Box::new(dit));
+    }
+
+    /// What DiT evaluations go through: the batcher when there is one, else the offloaded DiT
+    /// when there is one, else the DiT.
     pub fn denoiser(&self) -> &dyn Denoiser<B> {
-        match &self.batcher {
-            Some(batcher) => batcher,
-            None => &self.dit,
+        match (&self.batcher, &self.offloaded) {
+            (Some(batcher), _) => batcher,
+            (None, Some(offloaded)) => offloaded.as_ref(),
+            (None, None) => &self.dit,
         }
     }
 }
@@ -536,6 +551,7 @@ pub(crate) mod tests {
             entries: Vec::new(),
             device,
             batcher: None,
+            offloaded: None,
         }
     }
 

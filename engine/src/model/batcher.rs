@@ -24,6 +24,12 @@ impl<B: Backend> Denoiser<B> for Dit<B> {
     }
 }
 
+impl<B: Backend, D: Denoiser<B> + ?Sized> Denoiser<B> for Box<D> {
+    fn denoise(&self, input: DitInput<B>) -> Tensor<B, 3> {
+        (**self).denoise(input)
+    }
+}
+
 /// Windows of one caller waiting for a pass.
 struct Waiting<B: Backend> {
     ticket: u64,
@@ -42,7 +48,7 @@ struct State<B: Backend> {
 
 /// A DiT shared by worker threads whose evaluations it batches; see the module documentation.
 pub struct DitBatcher<B: Backend> {
-    dit: Dit<B>,
+    model: Box<dyn Denoiser<B> + Send>,
     state: Mutex<State<B>>,
     changed: Condvar,
     linger: Duration,
@@ -73,10 +79,15 @@ pub struct BatchCounts {
 
 impl<B: Backend> DitBatcher<B> {
     /// `linger`: how long a caller waits for workers that are busy elsewhere (rendering, the
-    /// critic) before a pass goes without them; `max_windows`: the largest pass.
-    pub fn new(dit: Dit<B>, linger: Duration, max_windows: usize) -> Self {
+    /// critic) before a pass goes without them; `max_windows`: the largest pass. `model` is
+    /// the DiT itself, or an [`super::offload::OffloadedDit`] that runs it on a GPU.
+    pub fn new(
+        model: impl Denoiser<B> + Send + 'static,
+        linger: Duration,
+        max_windows: usize,
+    ) -> Self {
         DitBatcher {
-            dit,
+            model: Box::new(model),
             state: Mutex::new(State {
                 workers: 0,
                 waiting: Vec::new(),
@@ -187,7 +198,7 @@ impl<B: Backend> DitBatcher<B> {
     /// One forward pass over every caller's windows, split back per caller.
     fn run_pass(&self, pass: &[Waiting<B>]) -> Vec<Tensor<B, 3>> {
         if let [only] = pass {
-            return vec![self.dit.forward(only.input.clone())];
+            return vec![self.model.denoise(only.input.clone())];
         }
         let cat3 = |f: fn(&DitInput<B>) -> Tensor<B, 3>| {
             Tensor::cat(pass.iter().map(|w| f(&w.input)).collect(), 0)
@@ -201,7 +212,7 @@ impl<B: Backend> DitBatcher<B> {
             song_fields: cat_int(|i| i.song_fields.clone()),
             time: Tensor::cat(pass.iter().map(|w| w.input.time.clone()).collect(), 0),
         };
-        let out = self.dit.forward(input);
+        let out = self.model.denoise(input);
         let mut start = 0;
         pass.iter()
             .map(|w| {
@@ -215,7 +226,7 @@ impl<B: Backend> DitBatcher<B> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::autoencoder::SeededInit;
     use crate::model::conditions::SONG_FIELDS;
@@ -227,7 +238,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     /// `windows` random windows of `tokens` tokens at their own times.
-    fn input(seed: u64, windows: usize, tokens: usize) -> DitInput<Flex> {
+    pub(crate) fn input(seed: u64, windows: usize, tokens: usize) -> DitInput<Flex> {
         let config = tiny();
         let device = Default::default();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -252,7 +263,7 @@ mod tests {
         }
     }
 
-    fn values(t: Tensor<Flex, 3>) -> Vec<f32> {
+    pub(crate) fn values(t: Tensor<Flex, 3>) -> Vec<f32> {
         t.into_data().to_vec::<f32>().unwrap()
     }
 

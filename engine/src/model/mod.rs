@@ -7,11 +7,13 @@ pub mod autoencoder;
 pub mod batcher;
 pub mod conditions;
 pub mod dit;
+pub mod offload;
 pub mod sampler;
 
 pub use autoencoder::{BarAutoencoder, BarAutoencoderConfig, BarGrid};
 pub use batcher::{Denoiser, DitBatcher};
 pub use dit::{Dit, DitConfig};
+pub use offload::OffloadedDit;
 
 use crate::Error;
 use std::io::Read;

@@ -2,6 +2,10 @@
 //! encode + decode of a batch of 128 real stem-bars (refrain's own songs), default config.
 //! Run: `cargo bench -p refrain-benches --bench autoencoder`.
 
+// The shipped binary's allocator (cli/src/main.rs), so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;

@@ -6,6 +6,10 @@
 //! training step at the shipped size on flex and on ndarray, side by side.
 //! Run: `cargo bench -p refrain-benches --bench dit`.
 
+// The shipped binary's allocator (cli/src/main.rs), so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use burn::backend::{Flex, NdArray};
 use burn::tensor::backend::Backend;
 use criterion::{

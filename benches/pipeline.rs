@@ -2,6 +2,10 @@
 //! rendering all stems to a 48 kHz mix, and writing MIDI.
 //! Run: `cargo bench -p refrain-benches --bench pipeline`.
 
+// The shipped binary's allocator (cli/src/main.rs), so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use refrain_engine::generate;
 use refrain_engine::midi;

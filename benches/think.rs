@@ -4,6 +4,10 @@
 //! The bar is `--think balanced` in 5 s or less on these two cores.
 //! Run: `cargo bench -p refrain-benches --bench think`.
 
+// The shipped binary's allocator (cli/src/main.rs), so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use refrain_engine::generate;
 use refrain_engine::guard::{GUARD_FILE, MelodyIndex};

@@ -197,17 +197,28 @@ pub fn instrument_licences(song: &Song, instruments: &render::Instruments) -> Ve
         .collect()
 }
 
-/// Writes mix.wav and stems/<stem>.wav into `dir` with a RIFF INFO chunk (title, software,
+/// Whether the stems get a WAV each beside the mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StemFiles {
+    Written,
+    /// Only mix.wav (`refrain render --mix-only`).
+    Skipped,
+}
+
+/// Writes mix.wav and (unless `stems` is `Skipped`) stems/<stem>.wav into `dir` with a RIFF INFO chunk (title, software,
 /// licence line) and, for a loop, the loop points; returns the paths written.
 pub fn write_audio_files(
     dir: &Path,
     rendered: &RenderedSong,
     options: &RenderOptions,
     title: &str,
+    stems: StemFiles,
 ) -> Result<Vec<PathBuf>, Error> {
     let stems_dir = dir.join("stems");
-    fs::create_dir_all(&stems_dir)
-        .map_err(|e| Error::io(format!("creating {}", stems_dir.display()), e))?;
+    if stems == StemFiles::Written {
+        fs::create_dir_all(&stems_dir)
+            .map_err(|e| Error::io(format!("creating {}", stems_dir.display()), e))?;
+    }
     let frames = rendered.mix.frames() as u32;
     let wav = |part: &str| render::WavOptions {
         bits: options.bit_depth,
@@ -222,7 +233,11 @@ pub fn write_audio_files(
         }),
     };
     let mut jobs = vec![(dir.join("mix.wav"), &rendered.mix, wav("mix"))];
-    for (stem, buffer) in &rendered.stems {
+    let written_stems = match stems {
+        StemFiles::Written => &rendered.stems[..],
+        StemFiles::Skipped => &[],
+    };
+    for (stem, buffer) in written_stems {
         let path = stems_dir.join(format!("{stem}.wav"));
         jobs.push((path, buffer, wav(&stem.to_string())));
     }
@@ -268,7 +283,13 @@ impl Generation {
             "{} in {}, {} bpm, seed {}",
             self.plan.style, self.plan.key_name, self.plan.tempo_bpm, self.request.seed
         );
-        let mut files = write_audio_files(dir, &self.rendered, &self.render_options, &title)?;
+        let mut files = write_audio_files(
+            dir,
+            &self.rendered,
+            &self.render_options,
+            &title,
+            StemFiles::Written,
+        )?;
         let midi_path = dir.join("song.mid");
         write_file(&midi_path, &midi::write_midi(&self.song))?;
         files.push(midi_path);

@@ -303,6 +303,26 @@ fn render_turns_the_generated_midi_back_into_audio() {
         (10 * 48_000, 24, 48_000)
     );
     assert!(rendered.join("stems/drums.wav").is_file());
+    // --mix-only: the same mix, byte for byte, and no stems/.
+    let mix_only = dir.path().join("mix-only");
+    let result = refrain(&[
+        "render",
+        song.join("song.mid").to_str().unwrap(),
+        "--mix-only",
+        "--out",
+        mix_only.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        std::fs::read(mix_only.join("mix.wav")).unwrap(),
+        std::fs::read(rendered.join("mix.wav")).unwrap()
+    );
+    assert!(!mix_only.join("stems").exists());
+    assert!(mix_only.join("manifest.json").is_file());
     // A loop of the same bars: exactly 8 s at 44.1 kHz, 16-bit, with its loop points.
     let looped = dir.path().join("looped");
     let result = refrain(&[

@@ -278,7 +278,7 @@ pub fn loud_level_db(samples: &[f32], sample_rate: f32) -> Option<f32> {
     let block = ((sample_rate * 0.05) as usize).max(1) * 2;
     let mut levels: Vec<f32> = samples
         .chunks(block)
-        .map(|b| (b.iter().map(|s| s * s).sum::<f32>() / b.len() as f32).sqrt())
+        .map(|b| (sum_of_squares(b) / b.len() as f32).sqrt())
         .filter(|rms| *rms > 1e-5)
         .map(to_db)
         .collect();
@@ -287,6 +287,36 @@ pub fn loud_level_db(samples: &[f32], sample_rate: f32) -> Option<f32> {
     }
     levels.sort_by(f32::total_cmp);
     Some(levels[(levels.len() - 1) * 9 / 10])
+}
+
+/// The sum of the squares of `samples`, in eight running sums: a single sum is one long
+/// chain of dependent additions that the processor cannot overlap or vectorise.
+fn sum_of_squares(samples: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = samples.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, s) in lanes.iter_mut().zip(chunk) {
+            *lane += s * s;
+        }
+    }
+    let rest: f32 = chunks.remainder().iter().map(|s| s * s).sum();
+    lanes.iter().sum::<f32>() + rest
+}
+
+/// The largest magnitude in `samples`, in eight running maxima (as [`sum_of_squares`]).
+fn peak_of(samples: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = samples.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, s) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(s.abs());
+        }
+    }
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(0.0f32, |m, s| m.max(s.abs()));
+    lanes.iter().fold(rest, |m, l| m.max(*l))
 }
 
 /// Compresses an interleaved stereo buffer (stereo-linked peak detection) and applies the
@@ -303,18 +333,19 @@ pub fn compress(samples: &mut [f32], compressor: &Compressor, duck: &[f32], samp
     let mut envelope_db = -120.0f32;
     let mut gain = 1.0f32;
     for (index, block) in samples.chunks_mut(GAIN_BLOCK * 2).enumerate() {
-        let peak = block.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-        let level = to_db(peak);
+        let level = to_db(peak_of(block));
         let coefficient = if level > envelope_db { attack } else { release };
         envelope_db = level + (envelope_db - level) * coefficient;
         let reduction_db = (envelope_db - threshold).max(0.0) * slope;
         let duck_gain = duck.get(index).copied().unwrap_or(1.0);
         let target = 10f32.powf(-reduction_db / 20.0) * duck_gain;
         let step = (target - gain) / (block.len() / 2) as f32;
-        for frame in block.chunks_exact_mut(2) {
-            gain += step;
-            frame[0] *= gain;
-            frame[1] *= gain;
+        // Each frame's gain from the block's start, not a running sum: the frames are then
+        // independent of each other and vectorise.
+        for (i, frame) in block.chunks_exact_mut(2).enumerate() {
+            let g = gain + step * (i + 1) as f32;
+            frame[0] *= g;
+            frame[1] *= g;
         }
         gain = target;
     }
@@ -394,54 +425,78 @@ impl Reverb {
         }
     }
 
-    /// One step at the reverb's rate: a mono input, a stereo output.
-    #[inline]
-    fn step(&mut self, input: f32) -> (f32, f32) {
-        // Positions wrap by comparison: a remainder per line per step cost more than the
-        // filtering itself.
-        let advance = |position: &mut usize, length: usize| {
-            *position += 1;
-            if *position == length {
-                *position = 0;
-            }
-        };
+    /// Steps that can run as one block: no more than the shortest delay, so every value a
+    /// block reads from a delay was written by an earlier block.
+    fn block_steps(&self) -> usize {
+        self.lines
+            .iter()
+            .chain(self.diffusers.iter().map(|(buffer, _)| buffer))
+            .chain([&self.predelay.0])
+            .map(Vec::len)
+            .fold(REVERB_BLOCK, usize::min)
+            .max(1)
+    }
+
+    /// Runs `input.len()` steps (at most [`Reverb::block_steps`]) at the reverb's rate: mono
+    /// in, stereo out. Per sample the arithmetic is the one-step-at-a-time recurrence's; in
+    /// blocks, the reads and writes of every delay are contiguous runs and only the lines'
+    /// damping filters stay a sample-by-sample chain.
+    fn run_block(&mut self, input: &mut [f32], left: &mut [f32], right: &mut [f32]) {
+        let steps = input.len();
         let (buffer, position) = &mut self.predelay;
-        let mut x = std::mem::replace(&mut buffer[*position], input);
-        advance(position, buffer.len());
+        for_delay_runs(buffer, position, steps, |delay, at| {
+            input[at..at + delay.len()].swap_with_slice(delay)
+        });
         for (buffer, position) in &mut self.diffusers {
             // Schroeder all-pass: flat in magnitude, smears the input in time.
-            let delayed = buffer[*position];
-            let v = x + DIFFUSION * delayed;
-            buffer[*position] = v;
-            x = delayed - DIFFUSION * v;
-            advance(position, buffer.len());
+            for_delay_runs(buffer, position, steps, |delay, at| {
+                for (x, delayed) in input[at..at + delay.len()].iter_mut().zip(delay) {
+                    let v = *x + DIFFUSION * *delayed;
+                    let out = *delayed - DIFFUSION * v;
+                    *delayed = v;
+                    *x = out;
+                }
+            });
         }
-        let mut taps = [0.0f32; 4];
-        for (((tap, filter), line), position) in taps
-            .iter_mut()
-            .zip(&mut self.filters)
-            .zip(&self.lines)
-            .zip(&self.positions)
+        let mut outs = [[0.0f32; REVERB_BLOCK]; 4];
+        for ((out, line), position) in outs.iter_mut().zip(&self.lines).zip(&self.positions) {
+            let mut from = *position;
+            for o in &mut out[..steps] {
+                *o = line[from];
+                from += 1;
+                if from == line.len() {
+                    from = 0;
+                }
+            }
+        }
+        let mut written = [[0.0f32; REVERB_BLOCK]; 4];
+        let mut filters = self.filters;
+        for i in 0..steps {
+            let mut taps = [0.0f32; 4];
+            for k in 0..4 {
+                let out = outs[k][i];
+                filters[k] = out + (filters[k] - out) * self.damping;
+                taps[k] = filters[k];
+            }
+            // Hadamard 4x4 (scaled to stay lossless) keeps the lines' energy while mixing them.
+            let (a, b) = (taps[0] + taps[1], taps[0] - taps[1]);
+            let (c, d) = (taps[2] + taps[3], taps[2] - taps[3]);
+            let mixed = [(a + c) * 0.5, (b + d) * 0.5, (a - c) * 0.5, (b - d) * 0.5];
+            for k in 0..4 {
+                written[k][i] =
+                    crate::render::dsp::flush_denormal(mixed[k] * self.feedback[k] + input[i]);
+            }
+            left[i] = taps[0] + taps[2] * 0.6;
+            right[i] = taps[1] + taps[3] * 0.6;
+        }
+        self.filters = filters;
+        for ((line, position), written) in
+            self.lines.iter_mut().zip(&mut self.positions).zip(&written)
         {
-            let out = line[*position];
-            *filter = out + (*filter - out) * self.damping;
-            *tap = *filter;
+            for_delay_runs(line, position, steps, |delay, at| {
+                delay.copy_from_slice(&written[at..at + delay.len()])
+            });
         }
-        // Hadamard 4x4 (scaled to stay lossless) keeps the lines' energy while mixing them.
-        let (a, b) = (taps[0] + taps[1], taps[0] - taps[1]);
-        let (c, d) = (taps[2] + taps[3], taps[2] - taps[3]);
-        let mixed = [(a + c) * 0.5, (b + d) * 0.5, (a - c) * 0.5, (b - d) * 0.5];
-        for (((line, position), mixed), feedback) in self
-            .lines
-            .iter_mut()
-            .zip(&mut self.positions)
-            .zip(mixed)
-            .zip(self.feedback)
-        {
-            line[*position] = crate::render::dsp::flush_denormal(mixed * feedback + x);
-            advance(position, line.len());
-        }
-        (taps[0] + taps[2] * 0.6, taps[1] + taps[3] * 0.6)
     }
 
     /// Adds the reverb of `send` times an interleaved stereo buffer to the buffer itself. It
@@ -449,19 +504,51 @@ impl Reverb {
     /// to it), and the output is interpolated back up.
     pub fn process_in_place(&mut self, samples: &mut [f32], send: f32) {
         let mut previous = (0.0f32, 0.0f32);
-        for pair in samples.chunks_mut(4) {
-            let mono = pair.iter().sum::<f32>() * 0.25 * send;
-            let (left, right) = self.step(mono);
-            // Linear interpolation: the first frame halfway from the previous output.
-            pair[0] += 0.5 * (previous.0 + left);
-            pair[1] += 0.5 * (previous.1 + right);
-            if pair.len() == 4 {
-                pair[2] += left;
-                pair[3] += right;
+        let block = self.block_steps();
+        let mut input = [0.0f32; REVERB_BLOCK];
+        let mut left = [0.0f32; REVERB_BLOCK];
+        let mut right = [0.0f32; REVERB_BLOCK];
+        for chunk in samples.chunks_mut(block * 4) {
+            let steps = chunk.len().div_ceil(4);
+            let mut pairs = chunk.chunks_exact(4);
+            for (x, pair) in input.iter_mut().zip(&mut pairs) {
+                *x = (pair[0] + pair[1] + pair[2] + pair[3]) * 0.25 * send;
             }
-            previous = (left, right);
+            if !pairs.remainder().is_empty() {
+                input[steps - 1] = pairs.remainder().iter().sum::<f32>() * 0.25 * send;
+            }
+            self.run_block(&mut input[..steps], &mut left[..steps], &mut right[..steps]);
+            for ((pair, &left), &right) in chunk.chunks_mut(4).zip(&left).zip(&right) {
+                // Linear interpolation: the first frame halfway from the previous output.
+                pair[0] += 0.5 * (previous.0 + left);
+                pair[1] += 0.5 * (previous.1 + right);
+                if pair.len() == 4 {
+                    pair[2] += left;
+                    pair[3] += right;
+                }
+                previous = (left, right);
+            }
         }
     }
+}
+
+/// Steps of the reverb run as one block (see [`Reverb::block_steps`]).
+const REVERB_BLOCK: usize = 64;
+
+/// Calls `run(delay, at)` over the `steps` cells of a circular delay from `position` on, as at
+/// most two contiguous runs (`at` is the run's offset in the block), and advances `position`.
+fn for_delay_runs(
+    buffer: &mut [f32],
+    position: &mut usize,
+    steps: usize,
+    mut run: impl FnMut(&mut [f32], usize),
+) {
+    let first = steps.min(buffer.len() - *position);
+    run(&mut buffer[*position..*position + first], 0);
+    if first < steps {
+        run(&mut buffer[..steps - first], first);
+    }
+    *position = (*position + steps) % buffer.len();
 }
 
 /// Runs a stem's strip over its interleaved stereo buffer: EQ, compressor with ducking, then

@@ -187,10 +187,22 @@ impl Feeder {
     /// for a chapter that stale ones stand in front of.
     fn receive(&mut self) {
         loop {
-            let wanted = self.queue.len() < QUEUE_AHEAD
-                || (self.queue.len() < QUEUE_MAX && self.waiting_for_music());
+            let waiting = self.waiting_for_music();
+            let wanted =
+                self.queue.len() < QUEUE_AHEAD || (self.queue.len() < QUEUE_MAX && waiting);
             if !wanted {
-                return;
+                // A queue full of stale chapters must not keep out the one a control waits for.
+                let stale = self
+                    .queue
+                    .iter()
+                    .position(|c| !self.pending.iter().any(|p| Self::fits(p, c)));
+                match stale {
+                    Some(at) if waiting && self.queue.len() >= QUEUE_MAX => {
+                        self.queue.remove(at);
+                        continue;
+                    }
+                    _ => return,
+                }
             }
             match self.chapters.try_recv() {
                 Ok(Made::Chapter(chapter)) => self.queue.push_back(chapter),
@@ -263,13 +275,20 @@ impl Feeder {
     /// section playing plays again. False when there is nothing to place.
     fn place_filler(&mut self) -> bool {
         let bar = self.next_bar;
-        let pick = if self.pending.is_empty() {
-            (!self.queue.is_empty()).then_some(0)
-        } else {
-            self.queue
-                .iter()
-                .position(|c| !self.pending.iter().any(|p| Self::fits(p, c)))
+        // A chapter written for a style, mood or end change never plays before it; a next
+        // section may take one when another is left for it.
+        let spare = |at: usize| {
+            self.pending.iter().all(|p| {
+                !Self::fits(p, &self.queue[at])
+                    || (p.command.control == Control::NextSection
+                        && self
+                            .queue
+                            .iter()
+                            .enumerate()
+                            .any(|(other, c)| other != at && Self::fits(p, c)))
+            })
         };
+        let pick = (0..self.queue.len()).find(|&at| spare(at));
         if let Some(at) = pick
             && let Some(chapter) = self.queue.remove(at)
         {

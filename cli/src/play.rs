@@ -9,7 +9,7 @@ use crate::thinking::ThinkArgs;
 use crate::{AudioArgs, parse_key, parse_meter, parse_mood, parse_stem, parse_style};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use keys::{Console, Key};
+use keys::{Action, Console};
 use refrain_engine::music::{Key, Meter, Mood, Stem, Style};
 use refrain_engine::plan::Request;
 use refrain_engine::render::{self, StereoBuffer};
@@ -318,24 +318,24 @@ pub fn run(args: PlayArgs) -> Result<()> {
         }
         for key in console.keys() {
             match key {
-                Key::Louder | Key::Softer => {
-                    let step = if key == Key::Louder { 0.1 } else { -0.1 };
+                Action::Louder | Action::Softer => {
+                    let step = if key == Action::Louder { 0.1 } else { -0.1 };
                     live.intensity =
                         ((live.intensity + step) * 10.0).round().clamp(0.0, 10.0) / 10.0;
                     handle.set_intensity(live.intensity, args.quantum)?;
                 }
-                Key::NextMood => {
+                Action::NextMood => {
                     let mood = live.next_mood();
                     handle.send(Control::Mood(mood), args.quantum)?;
                 }
-                Key::NextStyle => {
+                Action::NextStyle => {
                     let style = live.next_style();
                     handle.send(Control::Style(style), args.quantum)?;
                 }
-                Key::NextSection => {
+                Action::NextSection => {
                     handle.send(Control::NextSection, args.quantum)?;
                 }
-                Key::PauseOrResume => {
+                Action::PauseOrResume => {
                     live.paused = !live.paused;
                     let control = if live.paused {
                         Control::Pause
@@ -344,11 +344,11 @@ pub fn run(args: PlayArgs) -> Result<()> {
                     };
                     handle.send(control, Quantum::Beat)?;
                 }
-                Key::Save => {
+                Action::Save => {
                     drain(&mut heard_rx, &mut heard);
                     save(&save_path, sample_rate, &heard, &mut console)?;
                 }
-                Key::Quit => stop.store(true, Ordering::Relaxed),
+                Action::Quit => stop.store(true, Ordering::Relaxed),
             }
         }
         console.status(&live.status(&handle));

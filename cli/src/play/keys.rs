@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// What a key asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Key {
+pub enum Action {
     Louder,
     Softer,
     NextMood,
@@ -27,23 +27,23 @@ pub enum Key {
 pub const HELP: &str =
     "up/+ down/- intensity  m mood  s style  n next section  space pause  w save  q quit";
 
-impl Key {
-    fn from_event(key: KeyEvent) -> Option<Key> {
+impl Action {
+    fn from_event(key: KeyEvent) -> Option<Action> {
         if key.kind == KeyEventKind::Release {
             return None;
         }
         let control = key.modifiers.contains(KeyModifiers::CONTROL);
         Some(match key.code {
             // Raw mode turns Ctrl-C into a key: it quits, as it would without raw mode.
-            KeyCode::Char('c') if control => Key::Quit,
-            KeyCode::Up | KeyCode::Char('+') | KeyCode::Char('=') => Key::Louder,
-            KeyCode::Down | KeyCode::Char('-') | KeyCode::Char('_') => Key::Softer,
-            KeyCode::Char('m') => Key::NextMood,
-            KeyCode::Char('s') => Key::NextStyle,
-            KeyCode::Char('n') => Key::NextSection,
-            KeyCode::Char(' ') => Key::PauseOrResume,
-            KeyCode::Char('w') => Key::Save,
-            KeyCode::Char('q') | KeyCode::Esc => Key::Quit,
+            KeyCode::Char('c') if control => Action::Quit,
+            KeyCode::Up | KeyCode::Char('+') | KeyCode::Char('=') => Action::Louder,
+            KeyCode::Down | KeyCode::Char('-') | KeyCode::Char('_') => Action::Softer,
+            KeyCode::Char('m') => Action::NextMood,
+            KeyCode::Char('s') => Action::NextStyle,
+            KeyCode::Char('n') => Action::NextSection,
+            KeyCode::Char(' ') => Action::PauseOrResume,
+            KeyCode::Char('w') => Action::Save,
+            KeyCode::Char('q') | KeyCode::Esc => Action::Quit,
             _ => return None,
         })
     }
@@ -81,12 +81,12 @@ impl Console {
     }
 
     /// The keys pressed since the last call; never waits.
-    pub fn keys(&mut self) -> Vec<Key> {
+    pub fn keys(&mut self) -> Vec<Action> {
         let mut keys = Vec::new();
         if self.is_terminal() {
             while let Ok(true) = event::poll(Duration::ZERO) {
                 if let Ok(Event::Key(key)) = event::read()
-                    && let Some(key) = Key::from_event(key)
+                    && let Some(key) = Action::from_event(key)
                 {
                     keys.push(key);
                 }
@@ -129,5 +129,28 @@ impl Drop for Console {
             let _ = terminal::disable_raw_mode();
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_to_controls() {
+        let press = |code| Action::from_event(KeyEvent::new(code, KeyModifiers::NONE));
+        assert_eq!(press(KeyCode::Up), Some(Action::Louder));
+        assert_eq!(press(KeyCode::Char('+')), Some(Action::Louder));
+        assert_eq!(press(KeyCode::Char('-')), Some(Action::Softer));
+        assert_eq!(press(KeyCode::Down), Some(Action::Softer));
+        assert_eq!(press(KeyCode::Char('m')), Some(Action::NextMood));
+        assert_eq!(press(KeyCode::Char('s')), Some(Action::NextStyle));
+        assert_eq!(press(KeyCode::Char('n')), Some(Action::NextSection));
+        assert_eq!(press(KeyCode::Char(' ')), Some(Action::PauseOrResume));
+        assert_eq!(press(KeyCode::Char('w')), Some(Action::Save));
+        assert_eq!(press(KeyCode::Char('q')), Some(Action::Quit));
+        assert_eq!(press(KeyCode::Char('x')), None);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(Action::from_event(ctrl_c), Some(Action::Quit));
     }
 }

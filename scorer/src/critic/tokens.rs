@@ -1,6 +1,7 @@
 //! What the critic reads: one token per stem per bar of a candidate window, each a vector of
 //! interpretable features of that stem-bar's notes (where its onsets fall, what sounds, which
-//! pitch classes against the key and against the bar's chords, range, leaps, loudness), plus
+//! pitch classes against the key and against the bar's chords, range, leaps, loudness, and
+//! where the kick and snare fall or which onsets are chord tones and how long they ring), plus
 //! the DiT's own condition fields (written or context, stem, bar, section, energy, chords)
 //! and the song's (style, mood, key, meter, tempo).
 
@@ -8,14 +9,21 @@ use refrain_engine::critic::Candidate;
 use refrain_engine::model::conditions::{SONG_FIELDS, SongConditions, bar_conditions};
 use refrain_engine::model::dit::TOKEN_FIELDS;
 use refrain_engine::model::sampler::Window;
-use refrain_engine::music::{Note, Song, Stem};
+use refrain_engine::music::{DrumClass, Note, Song, Stem};
 
 /// Steps a token's rhythm features cover (a 4/4 bar; 12-step bars leave the rest zero).
 pub const GRID: usize = 16;
 /// Summary numbers per stem-bar after the grids and histograms.
 pub const SCALARS: usize = 13;
+/// Offset of the two placement grids after the summary numbers. For drums they hold the
+/// kick's and the snare's (or clap's) onsets: the plain onset grid cannot tell a beat played
+/// on 1 and 3 from one on 2 and 4 when hats fill every step. For pitched stems they hold the
+/// onsets that are chord tones of their beat and each onset's length (a sixteenth of a bar
+/// per step, at most 1): where the long and the consonant notes fall, which moves when a
+/// line is displaced against the bar even if its onsets land on the same steps.
+pub const PLACEMENT: usize = 2 * GRID + 2 * 12 + SCALARS;
 /// Features per token.
-pub const FEATURES: usize = 2 * GRID + 2 * 12 + SCALARS;
+pub const FEATURES: usize = PLACEMENT + 2 * GRID;
 
 /// Offsets of the summary numbers inside a token's features.
 pub mod scalar {
@@ -108,7 +116,22 @@ pub fn stem_bar_features(
                     1.0 / count;
                 if chord.contains_relative(n.pitch) {
                     chord_tones += 1.0;
+                    if (n.start as usize) < GRID {
+                        f[PLACEMENT + n.start as usize] = 1.0;
+                    }
                 }
+            }
+            if (n.start as usize) < GRID {
+                let length = &mut f[PLACEMENT + GRID + n.start as usize];
+                *length = length.max((n.duration as f32 / GRID as f32).min(1.0));
+            }
+        } else if (n.start as usize) < GRID {
+            match DrumClass::from_index(n.pitch) {
+                Some(DrumClass::Kick) => f[PLACEMENT + n.start as usize] = 1.0,
+                Some(DrumClass::Snare | DrumClass::Clap) => {
+                    f[PLACEMENT + GRID + n.start as usize] = 1.0
+                }
+                _ => {}
             }
         }
     }
@@ -197,5 +220,86 @@ pub fn critic_input(candidate: &Candidate) -> CriticInput {
         features,
         token_fields: window.token_fields(false),
         song_fields: window.song_fields(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refrain_engine::music::{Key, Meter, Mode, Style};
+
+    fn song() -> Song {
+        Song {
+            style: Style::Rock,
+            tempo_bpm: 120.0,
+            meter: Meter::FourFour,
+            key: Key::new(0, Mode::Major),
+            bars: 1,
+            sections: Vec::new(),
+            chords: Default::default(),
+            stems: Vec::new(),
+        }
+    }
+
+    fn hit(start: u32, class: DrumClass) -> Note {
+        Note {
+            start,
+            duration: 1,
+            pitch: class.index(),
+            velocity: 100,
+        }
+    }
+
+    #[test]
+    fn a_backbeat_moved_by_a_beat_changes_the_drum_token() {
+        // Hats on every eighth; kick and snare alternate on the beats. Moved by a beat the
+        // onset grid is the same, the kick and snare grids are not.
+        let beat = |kick_first: bool| -> Vec<Note> {
+            let mut notes: Vec<Note> = (0..8).map(|i| hit(2 * i, DrumClass::ClosedHat)).collect();
+            for b in 0..4u32 {
+                let kick = (b % 2 == 0) == kick_first;
+                notes.push(hit(
+                    4 * b,
+                    if kick {
+                        DrumClass::Kick
+                    } else {
+                        DrumClass::Snare
+                    },
+                ));
+            }
+            notes.sort_by_key(|n| (n.start, n.pitch));
+            notes
+        };
+        let song = song();
+        let straight = stem_bar_features(&song, Stem::Drums, 0, &beat(true), true);
+        let moved = stem_bar_features(&song, Stem::Drums, 0, &beat(false), true);
+        assert_eq!(straight[..GRID], moved[..GRID]);
+        assert_eq!(straight[PLACEMENT], 1.0);
+        assert_eq!(moved[PLACEMENT], 0.0);
+        assert_eq!(moved[PLACEMENT + GRID], 1.0);
+        assert_ne!(straight[PLACEMENT..], moved[PLACEMENT..]);
+    }
+
+    #[test]
+    fn a_pitched_token_marks_where_its_long_notes_fall() {
+        let notes = [
+            Note {
+                start: 0,
+                duration: 8,
+                pitch: 60,
+                velocity: 90,
+            },
+            Note {
+                start: 8,
+                duration: 2,
+                pitch: 62,
+                velocity: 90,
+            },
+        ];
+        let f = stem_bar_features(&song(), Stem::Lead, 0, &notes, true);
+        assert_eq!(f[PLACEMENT + GRID], 0.5);
+        assert_eq!(f[PLACEMENT + GRID + 8], 0.125);
+        assert_eq!(f[PLACEMENT + GRID + 4], 0.0);
+        assert_eq!(f.len(), FEATURES);
     }
 }

@@ -50,13 +50,13 @@ pub struct BatchArgs {
     /// windows to itself.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4096))]
     pub batch_windows: u32,
+    /// How long a DiT pass waits for workers busy elsewhere before it goes without them
+    /// (milliseconds; with --batch-windows). Longer batches more reliably and idles more.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub batch_linger_ms: u64,
     #[command(flatten)]
     pub studio: StudioArgs,
 }
-
-/// How long a worker's DiT call waits for the other workers (busy rendering, say) before its
-/// pass goes without them.
-const BATCH_LINGER: Duration = Duration::from_millis(5);
 
 fn parse_shard(text: &str) -> Result<Shard, String> {
     text.parse().map_err(words::message)
@@ -141,7 +141,10 @@ pub fn run(args: BatchArgs) -> Result<()> {
         let jobs = (args.jobs as usize).min(todo.len());
         let mut studio = Studio::open(args.studio)?;
         if args.batch_windows > 0 {
-            studio.batch_across_songs(BATCH_LINGER, args.batch_windows as usize);
+            studio.batch_across_songs(
+                Duration::from_millis(args.batch_linger_ms),
+                args.batch_windows as usize,
+            );
         }
         let default_think = studio.think();
         let with_critic = todo

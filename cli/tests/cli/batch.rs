@@ -229,7 +229,16 @@ fn songs_batched_through_one_dit_pass_come_out_byte_identical() {
     let run = batch(
         &requests,
         &batched,
-        &["--jobs", "3", "--batch-windows", "64"],
+        // A long linger, so a pass waits for all three workers even on a machine busy with
+        // other tests (the default 5 ms gives single-window passes under load).
+        &[
+            "--jobs",
+            "3",
+            "--batch-windows",
+            "64",
+            "--batch-linger-ms",
+            "2000",
+        ],
     );
     assert!(run.status.success(), "{}", stderr(&run));
     let said = stderr(&run);

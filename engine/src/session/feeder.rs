@@ -309,7 +309,17 @@ impl Feeder {
                 self.place(chapter, bar);
                 true
             }
-            None => false,
+            // Nothing has played yet and every chapter written is for the change (a control
+            // that came before the first audio): start with one of them rather than wait for
+            // music that the composer will never write; the change still cuts on its frame
+            // to the next chapter that fits.
+            None => match self.queue.pop_front() {
+                Some(chapter) => {
+                    self.place(Arc::from(chapter), bar);
+                    true
+                }
+                None => false,
+            },
         }
     }
 

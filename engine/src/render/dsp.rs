@@ -328,3 +328,20 @@ pub fn velocity_gain(velocity: f32) -> f32 {
 pub fn midi_to_hz(pitch: f32) -> f32 {
     440.0 * ((pitch - 69.0) / 12.0).exp2()
 }
+
+/// The largest magnitude in `samples` (0 for none), in eight running maxima: a single running
+/// maximum is one long chain of dependent steps that the processor cannot overlap.
+pub fn peak(samples: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = samples.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, s) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(s.abs());
+        }
+    }
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(0.0f32, |m, s| m.max(s.abs()));
+    lanes.iter().fold(rest, |m, l| m.max(*l))
+}

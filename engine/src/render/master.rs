@@ -176,7 +176,7 @@ const PARALLEL_FRAMES: usize = 1 << 18;
 
 /// True peak of a buffer, dBTP (`None` for silence).
 pub fn true_peak_dbtp(samples: &[f32]) -> Option<f64> {
-    let sample_peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    let sample_peak = crate::render::dsp::peak(samples);
     if sample_peak <= 0.0 {
         return None;
     }

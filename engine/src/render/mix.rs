@@ -289,8 +289,7 @@ pub fn loud_level_db(samples: &[f32], sample_rate: f32) -> Option<f32> {
     Some(levels[(levels.len() - 1) * 9 / 10])
 }
 
-/// The sum of the squares of `samples`, in eight running sums: a single sum is one long
-/// chain of dependent additions that the processor cannot overlap or vectorise.
+/// The sum of the squares of `samples`, in eight running sums (as [`crate::render::dsp::peak`]).
 fn sum_of_squares(samples: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let mut chunks = samples.chunks_exact(8);
@@ -301,22 +300,6 @@ fn sum_of_squares(samples: &[f32]) -> f32 {
     }
     let rest: f32 = chunks.remainder().iter().map(|s| s * s).sum();
     lanes.iter().sum::<f32>() + rest
-}
-
-/// The largest magnitude in `samples`, in eight running maxima (as [`sum_of_squares`]).
-fn peak_of(samples: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let mut chunks = samples.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, s) in lanes.iter_mut().zip(chunk) {
-            *lane = lane.max(s.abs());
-        }
-    }
-    let rest = chunks
-        .remainder()
-        .iter()
-        .fold(0.0f32, |m, s| m.max(s.abs()));
-    lanes.iter().fold(rest, |m, l| m.max(*l))
 }
 
 /// Compresses an interleaved stereo buffer (stereo-linked peak detection) and applies the
@@ -333,7 +316,7 @@ pub fn compress(samples: &mut [f32], compressor: &Compressor, duck: &[f32], samp
     let mut envelope_db = -120.0f32;
     let mut gain = 1.0f32;
     for (index, block) in samples.chunks_mut(GAIN_BLOCK * 2).enumerate() {
-        let level = to_db(peak_of(block));
+        let level = to_db(crate::render::dsp::peak(block));
         let coefficient = if level > envelope_db { attack } else { release };
         envelope_db = level + (envelope_db - level) * coefficient;
         let reduction_db = (envelope_db - threshold).max(0.0) * slope;

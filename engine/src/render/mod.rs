@@ -211,7 +211,7 @@ pub fn render_song_with(
                         let held = performance::last_bar_frame(song, frames, rate);
                         fade_stereo_tail(&mut dry[held * 2..]);
                     }
-                    let loudest = peak(&dry);
+                    let loudest = dsp::peak(&dry);
                     Ok((dry, loudest))
                 })
             })
@@ -284,10 +284,6 @@ fn fade_stereo_tail(samples: &mut [f32]) {
         frame[0] *= gain;
         frame[1] *= gain;
     }
-}
-
-fn peak(samples: &[f32]) -> f32 {
-    samples.iter().fold(0.0f32, |m, s| m.max(s.abs()))
 }
 
 /// Folds a loop's rendered tail (everything past `frames`) back onto its start, and puts the

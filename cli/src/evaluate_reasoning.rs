@@ -15,7 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use refrain_engine::dataset::{self, Split};
 use refrain_engine::generate;
 use refrain_engine::music::Style;
-use refrain_engine::reasoning::{Decision, Think};
+use refrain_engine::plan::Request;
+use refrain_engine::reasoning::{Decision, Think, TraceEvent};
 use refrain_engine::writer::{self, Models, WriterSettings};
 use refrain_scorer::features::song_features;
 use serde::Serialize;
@@ -80,6 +81,14 @@ struct Comparison {
     guided_worse: usize,
 }
 
+/// A segment the loop kept below the threshold.
+#[derive(Debug, Serialize)]
+struct KeptBelow {
+    song: usize,
+    request: Request,
+    trace: TraceEvent,
+}
+
 #[derive(Debug, Serialize)]
 struct ReasoningReport {
     songs: usize,
@@ -99,6 +108,8 @@ struct ReasoningReport {
     songs_with_backtracks: usize,
     /// Segments kept below the threshold after every retry and backtrack.
     segments_kept_below_threshold: usize,
+    /// Which they were: the song, its request and the trace line that kept each.
+    kept_below_threshold: Vec<KeptBelow>,
     segments: usize,
     guard_rejections: usize,
 }
@@ -232,8 +243,8 @@ pub fn run(args: EvaluateReasoningArgs) -> Result<()> {
     );
     let (mut guided, mut baseline) = (Vec::new(), Vec::new());
     let mut decisions: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut with_retractions, mut with_backtracks, mut below, mut segments, mut guarded) =
-        (0, 0, 0, 0, 0);
+    let (mut with_retractions, mut with_backtracks, mut segments, mut guarded) = (0, 0, 0, 0);
+    let mut below = Vec::new();
     let measure = |song: &refrain_engine::music::Song, evaluations: usize, seconds: f64| {
         let features = song_features(song);
         let row = feature_row(&features);
@@ -266,7 +277,11 @@ pub fn run(args: EvaluateReasoningArgs) -> Result<()> {
                 guarded += 1;
             }
             if event.decision == Decision::Accept && event.reason.contains("below the threshold") {
-                below += 1;
+                below.push(KeptBelow {
+                    song: index,
+                    request: request.clone(),
+                    trace: event.clone(),
+                });
             }
         }
         with_retractions += usize::from(
@@ -343,7 +358,8 @@ pub fn run(args: EvaluateReasoningArgs) -> Result<()> {
         decisions,
         songs_with_retractions: with_retractions,
         songs_with_backtracks: with_backtracks,
-        segments_kept_below_threshold: below,
+        segments_kept_below_threshold: below.len(),
+        kept_below_threshold: below,
         segments,
         guard_rejections: guarded,
     };
@@ -383,6 +399,18 @@ pub fn run(args: EvaluateReasoningArgs) -> Result<()> {
         report.segments,
         report.guard_rejections
     );
+    for kept in &report.kept_below_threshold {
+        println!(
+            "    kept below: song {} ({}), segment {} ({}, bars {}-{}): {}",
+            kept.song,
+            kept.request.style.map(|s| s.name()).unwrap_or("-"),
+            kept.trace.segment,
+            kept.trace.section,
+            kept.trace.bars[0] + 1,
+            kept.trace.bars[1],
+            kept.trace.reason
+        );
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -7,6 +7,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result, bail};
+use backend::Backend;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::corpus::wheel;
@@ -26,6 +27,7 @@ use refrain_engine::writer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod backend;
 mod batch;
 mod calibrate;
 mod evaluate;
@@ -176,24 +178,10 @@ struct TrainAutoencoderArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
-    /// CPU backend: flex (the default) or ndarray (in default builds); docs/AUTOENCODER.md
-    /// compares them.
+    /// Backend: flex (the default) or ndarray (in default builds; docs/AUTOENCODER.md compares
+    /// them), or cuda (builds with the cuda feature).
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     backend: Backend,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub(crate) enum Backend {
-    Flex,
-    Ndarray,
-}
-
-impl Backend {
-    /// The faster backend for the DiT (docs/MODEL_CARD.md, "Backend") where the build has it.
-    #[cfg(feature = "ndarray")]
-    pub(crate) const FOR_DIT: Backend = Backend::Ndarray;
-    #[cfg(not(feature = "ndarray"))]
-    pub(crate) const FOR_DIT: Backend = Backend::Flex;
 }
 
 #[derive(Args)]
@@ -710,6 +698,9 @@ fn run_train(command: TrainCommand) -> Result<()> {
     .with_eval_every(args.eval_every)
     .with_eval_bars(args.eval_bars)
     .with_checkpoint_every(args.checkpoint_every);
+    if matches!(args.backend, Backend::Cuda) {
+        backend::check_cuda("--backend cuda")?;
+    }
     let reading = spinner(&format!("reading stem-bars from {}", args.data.display()));
     let data = StemBarSet::read(&args.data, &StemBarOptions::default())?;
     reading.finish_and_clear();
@@ -720,26 +711,10 @@ fn run_train(command: TrainCommand) -> Result<()> {
         data.pieces.len(),
         data.empty_skipped
     );
-    let summary = match args.backend {
-        Backend::Flex => train_on::<burn::backend::Autodiff<burn::backend::Flex>>(
-            &config,
-            &data,
-            &args.out,
-            args.resume,
-        )?,
-        #[cfg(feature = "ndarray")]
-        Backend::Ndarray => train_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
-            &config,
-            &data,
-            &args.out,
-            args.resume,
-        )?,
-        #[cfg(not(feature = "ndarray"))]
-        Backend::Ndarray => bail!(
-            "this refrain was built without the ndarray backend; rebuild with default features, or \
-             use --backend flex"
-        ),
-    };
+    let summary = backend::on_training_backend!(
+        args.backend,
+        train_on(&config, &data, &args.out, args.resume)
+    )?;
     let f1 = summary
         .last_evaluation
         .map(|e| format!("{:.4}", e.notes.f1()))

@@ -138,18 +138,9 @@ impl Studio {
 fn offload_to_cuda(models: &mut Models<CpuBackend>, dit: &std::path::Path) -> Result<()> {
     use refrain_engine::model::OffloadedDit;
     let device = burn::backend::cuda::CudaDevice::default();
-    // Without a usable GPU or driver, CUDA's first use panics inside the backend; say so in
-    // words instead.
-    let load = || OffloadedDit::<burn::backend::Cuda>::load(dit, &device);
-    let loaded =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).map_err(|panic| {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            anyhow::anyhow!("--device cuda: no CUDA device could be used ({why})")
-        })??;
+    let loaded = crate::backend::on_cuda("--device cuda", || {
+        Ok(OffloadedDit::<burn::backend::Cuda>::load(dit, &device)?)
+    })?;
     models.offload_dit(loaded);
     Ok(())
 }

@@ -69,12 +69,16 @@ pub struct TrainCriticArgs {
     /// percentile of real windows' scores.
     #[arg(long, default_value_t = 0.25)]
     reject_share: f64,
-    /// CPU backend for training: ndarray (default where built) or flex.
+    /// Backend for training: ndarray (default where built), flex, or cuda (builds with the
+    /// cuda feature).
     #[arg(long, value_enum, default_value_t = crate::Backend::FOR_DIT)]
     backend: crate::Backend,
 }
 
 pub fn run(args: TrainCriticArgs) -> Result<()> {
+    if matches!(args.backend, crate::backend::Backend::Cuda) {
+        crate::backend::check_cuda("--backend cuda")?;
+    }
     if !args.resume && args.out.join("checkpoints").is_dir() {
         bail!(
             "{} already holds a critic run; pass --resume to continue it or choose another --out",
@@ -107,20 +111,10 @@ pub fn run(args: TrainCriticArgs) -> Result<()> {
     } else {
         make_weak_pools(&args, &corpus, &config)?
     };
-    let evaluation = match args.backend {
-        crate::Backend::Flex => train_on::<burn::backend::Autodiff<burn::backend::Flex>>(
-            &corpus, &weak, &config, &args,
-        )?,
-        #[cfg(feature = "ndarray")]
-        crate::Backend::Ndarray => train_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
-            &corpus, &weak, &config, &args,
-        )?,
-        #[cfg(not(feature = "ndarray"))]
-        crate::Backend::Ndarray => bail!(
-            "this refrain was built without the ndarray backend; rebuild with default features, or \
-             use --backend flex"
-        ),
-    };
+    let evaluation = crate::backend::on_training_backend!(
+        args.backend,
+        train_on(&corpus, &weak, &config, &args)
+    )?;
     if args.reject_share > 0.0 {
         set_threshold(&args, &corpus, &config)?;
     }

@@ -1,7 +1,8 @@
 //! `refrain train dit`: encode a dataset with the trained bar autoencoder and train the
 //! diffusion transformer on the latent windows.
 
-use anyhow::{Context, Result};
+use crate::spinner;
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::generate::sha256_hex;
@@ -9,6 +10,7 @@ use refrain_engine::model::{BarAutoencoder, DitConfig};
 use refrain_engine::train::dit::{DIT_WEIGHTS_FILE, DitSummary, DitTrainingConfig, train_dit};
 use refrain_engine::train::latents::LatentSet;
 use std::path::PathBuf;
+use std::time::Instant;
 
 #[derive(Args)]
 pub struct TrainDitArgs {
@@ -55,18 +57,29 @@ pub struct TrainDitArgs {
     /// times as often as the arranged tunes' windows; may change on --resume.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
     own_song_repeat: u64,
+    /// Fit the run to a wall-time budget instead of --steps: time a short probe on this
+    /// machine, then train for as many steps as fit in what is left (printed and kept in the
+    /// run's config, so `--steps N` with that N repeats the run exactly).
+    #[arg(long, conflicts_with_all = ["steps", "resume", "export_checkpoint"])]
+    minutes: Option<f64>,
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
     /// Write the newest checkpoint in --out as dit.safetensors and stop (no training).
     #[arg(long)]
     export_checkpoint: bool,
-    /// CPU backend: ndarray (the faster one for the DiT here, in default builds) or flex.
+    /// Backend: ndarray (the faster CPU one for the DiT here, in default builds), flex, or cuda
+    /// (builds with the cuda feature).
     #[arg(long, value_enum, default_value_t = crate::Backend::FOR_DIT)]
     backend: crate::Backend,
 }
 
+/// Steps of the timing probe behind `--minutes`; the first half (kernel compilation,
+/// autotuning, warm caches) is not timed.
+const PROBE_STEPS: u64 = 60;
+
 pub fn run(args: TrainDitArgs) -> Result<()> {
+    let started = Instant::now();
     let device = Default::default();
     if args.export_checkpoint {
         let step = refrain_engine::train::dit::export_latest_checkpoint::<burn::backend::Flex>(
@@ -77,6 +90,9 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
             args.out.join(DIT_WEIGHTS_FILE).display()
         );
         return Ok(());
+    }
+    if matches!(args.backend, crate::backend::Backend::Cuda) {
+        crate::backend::check_cuda("--backend cuda")?;
     }
     let (ae_config, autoencoder) =
         BarAutoencoder::<burn::backend::Flex>::load_file(&args.autoencoder, &device)?;
@@ -115,20 +131,17 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
     .with_eval_every(args.eval_every)
     .with_checkpoint_every(args.checkpoint_every)
     .with_own_song_repeat(args.own_song_repeat);
-    let summary = match args.backend {
-        crate::Backend::Flex => {
-            train_on::<burn::backend::Autodiff<burn::backend::Flex>>(&config, &set, &ae_sha, &args)?
+    let config = match args.minutes {
+        Some(minutes) => {
+            let steps = steps_for_budget(minutes, started, &config, &set, &ae_sha, &args)?;
+            config.with_steps(steps)
         }
-        #[cfg(feature = "ndarray")]
-        crate::Backend::Ndarray => train_on::<burn::backend::Autodiff<burn::backend::NdArray>>(
-            &config, &set, &ae_sha, &args,
-        )?,
-        #[cfg(not(feature = "ndarray"))]
-        crate::Backend::Ndarray => anyhow::bail!(
-            "this refrain was built without the ndarray backend; rebuild with default features, or \
-             use --backend flex"
-        ),
+        None => config,
     };
+    let summary = crate::backend::on_training_backend!(
+        args.backend,
+        train_on(&config, &set, &ae_sha, &args)
+    )?;
     let figures = summary
         .last_evaluation
         .map(|e| {
@@ -152,6 +165,86 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
         args.data.display()
     );
     Ok(())
+}
+
+/// Times a short probe run (thrown away) and returns how many steps of `config` fit in what
+/// is left of `minutes` since `started`, in whole hundreds, with a tenth kept back for the
+/// evaluations, checkpoints and the final save.
+fn steps_for_budget(
+    minutes: f64,
+    started: Instant,
+    config: &DitTrainingConfig,
+    set: &LatentSet,
+    ae_sha: &str,
+    args: &TrainDitArgs,
+) -> Result<u64> {
+    if !(minutes.is_finite() && minutes > 0.0) {
+        bail!("--minutes must be a positive number");
+    }
+    let probe_dir = args.out.join("probe");
+    let probe = config
+        .clone()
+        .with_steps(PROBE_STEPS)
+        .with_eval_every(PROBE_STEPS)
+        .with_checkpoint_every(PROBE_STEPS);
+    let timing = spinner(&format!(
+        "timing {PROBE_STEPS} probe steps of {} windows",
+        config.batch
+    ));
+    let seconds_per_step = crate::backend::on_training_backend!(
+        args.backend,
+        probe_on(&probe, set, ae_sha, &probe_dir)
+    )?;
+    timing.finish_and_clear();
+    std::fs::remove_dir_all(&probe_dir)
+        .with_context(|| format!("removing the probe run {}", probe_dir.display()))?;
+    let left = minutes * 60.0 - started.elapsed().as_secs_f64();
+    let steps = (left * 0.9 / seconds_per_step / 100.0).floor() as u64 * 100;
+    if steps < 2 * config.warmup_steps {
+        bail!(
+            "--minutes {minutes}: at {seconds_per_step:.3} s per step only {steps} steps fit in \
+             the {left:.0} s left; give more time"
+        );
+    }
+    eprintln!(
+        "{seconds_per_step:.4} s per step of {} windows ({:.0} windows/s); {steps} steps fit in \
+         the {left:.0} s left (repeat this run with --steps {steps})",
+        config.batch,
+        config.batch as f64 / seconds_per_step
+    );
+    Ok(steps)
+}
+
+fn probe_on<B: burn::tensor::backend::AutodiffBackend>(
+    config: &DitTrainingConfig,
+    set: &LatentSet,
+    ae_sha: &str,
+    out: &std::path::Path,
+) -> Result<f64> {
+    let timed_from = config.steps / 2;
+    let mut marks = (None, None);
+    train_dit::<B>(
+        config,
+        set,
+        ae_sha,
+        out,
+        false,
+        &B::Device::default(),
+        &mut |progress| {
+            if progress.step == timed_from {
+                marks.0 = Some(Instant::now());
+            } else if progress.step == config.steps - 1 {
+                marks.1 = Some(Instant::now());
+            }
+            true
+        },
+    )?;
+    match marks {
+        (Some(from), Some(to)) => {
+            Ok(to.duration_since(from).as_secs_f64() / (config.steps - 1 - timed_from) as f64)
+        }
+        _ => bail!("the timing probe stopped early"),
+    }
 }
 
 fn train_on<B: burn::tensor::backend::AutodiffBackend>(

@@ -94,6 +94,12 @@ impl std::str::FromStr for Think {
     }
 }
 
+/// How many times the particles a segment's last attempt gets, when every other attempt and
+/// backtrack has failed.
+pub const LAST_RESORT_WIDENING: usize = 4;
+/// The most particles an attempt may denoise side by side.
+pub const MAX_PARTICLES: usize = 64;
+
 /// The overall score a finished candidate needs to be accepted.
 pub const DEFAULT_THRESHOLD: f32 = 0.5;
 /// A lead that copies a training melody for more consecutive intervals than this is refused
@@ -122,7 +128,7 @@ pub struct ThinkSettings {
 
 impl ThinkSettings {
     pub fn check(&self) -> Result<(), Error> {
-        if self.particles == 0 || self.particles > 64 {
+        if self.particles == 0 || self.particles > MAX_PARTICLES {
             return Err(Error::Request(format!(
                 "{} candidates per segment; use 1 to 64",
                 self.particles
@@ -248,12 +254,23 @@ fn round3(value: f32) -> f32 {
     (value * 1000.0).round() / 1000.0
 }
 
+/// A probability for a reason in words: two decimals, or two significant digits below 0.1
+/// (the shipped threshold is 0.0014, which two decimals would print as 0.00).
+fn score(p: f32) -> String {
+    if p.is_nan() || p <= 0.0 || p >= 0.1 {
+        format!("{p:.2}")
+    } else {
+        let decimals = (-p.log10()).ceil() as usize + 1;
+        format!("{p:.decimals$}")
+    }
+}
+
 /// "weakest rhythm 0.12: drums 5 of 9 onsets off the grid"
 fn why(judgement: &Judgement) -> String {
     let (aspect, value) = judgement.weakest();
     match judgement.reasons.first() {
-        Some(reason) => format!("weakest {aspect} {value:.2}: {reason}"),
-        None => format!("weakest {aspect} {value:.2}"),
+        Some(reason) => format!("weakest {aspect} {}: {reason}", score(value)),
+        None => format!("weakest {aspect} {}", score(value)),
     }
 }
 
@@ -290,11 +307,22 @@ pub fn write_segments<B: Backend>(
         let segment = &all[index];
         let mut fallback: Option<(u32, Finished)> = None;
         let mut done = false;
-        for _ in 0..=thinking.settings.retries {
+        // The attempts of this round: 1 + retries at the set width; when no backtrack is
+        // left to try after them, one wider search before settling for the best seen.
+        let narrow = thinking.settings.particles;
+        let last_round = index == 0 || backtracks_taken[index] >= thinking.settings.backtracks;
+        let wide = (narrow * LAST_RESORT_WIDENING).min(MAX_PARTICLES);
+        let mut widths = vec![narrow; thinking.settings.retries as usize + 1];
+        if last_round && thinking.settings.use_critic && wide > narrow {
+            widths.push(wide);
+        }
+        for (round, &width) in widths.iter().enumerate() {
             let attempt = next_attempt[index];
             next_attempt[index] += 1;
-            let outcome =
-                attempt_segment(context, thinking, segment, attempt, &tokens, &mut trace)?;
+            thinking.settings.particles = width;
+            let outcome = attempt_segment(context, thinking, segment, attempt, &tokens, &mut trace);
+            thinking.settings.particles = narrow;
+            let outcome = outcome?;
             spent[index] += outcome.evaluations;
             if let Some(kept) = outcome.accepted {
                 let chosen = &outcome.finished[kept];
@@ -313,6 +341,12 @@ pub fn write_segments<B: Backend>(
                 .into_iter()
                 .filter(|f| f.copied.is_none())
                 .max_by(|a, b| overall(a).total_cmp(&overall(b)));
+            let next = match widths.get(round + 1) {
+                Some(&next) if next > width => {
+                    format!("one last attempt with {next} particles instead of {width}")
+                }
+                _ => "trying fresh noise".into(),
+            };
             trace.push(event(
                 context,
                 segment,
@@ -323,13 +357,12 @@ pub fn write_segments<B: Backend>(
                 None,
                 match &best {
                     Some(b) => format!(
-                        "no candidate reached {:.2}; the best scored {:.2} ({}); trying fresh \
-                         noise",
-                        thinking.settings.threshold,
-                        overall(b),
+                        "no candidate reached {}; the best scored {} ({}); {next}",
+                        score(thinking.settings.threshold),
+                        score(overall(b)),
                         b.judgement.as_ref().map(why).unwrap_or_default()
                     ),
-                    None => "every candidate copied a training melody; trying fresh noise".into(),
+                    None => format!("every candidate copied a training melody; {next}"),
                 },
             ));
             if let Some(best) = best
@@ -384,10 +417,15 @@ pub fn write_segments<B: Backend>(
             Decision::Accept,
             best.judgement.as_ref(),
             format!(
-                "below the threshold {:.2} after every retry and backtrack; keeping the best \
-                 candidate seen ({:.2})",
-                thinking.settings.threshold,
-                overall(&best)
+                "below the threshold {} after every retry and backtrack{}; keeping the best \
+                 candidate seen ({})",
+                score(thinking.settings.threshold),
+                if widths.len() > thinking.settings.retries as usize + 1 {
+                    format!(" and a last attempt with {wide} particles")
+                } else {
+                    String::new()
+                },
+                score(overall(&best))
             ),
         ));
         context.keep(segment, &best.values, &mut tokens);
@@ -529,9 +567,9 @@ fn attempt_segment<B: Backend>(
                 Decision::Prune,
                 Some(&judgements[p]),
                 format!(
-                    "predicted segment scored {:.2}, below the {survivors} kept (lowest kept \
-                     {best_kept:.2}); {}",
-                    judgements[p].overall,
+                    "predicted segment scored {}, below the {survivors} kept (lowest kept {}); {}",
+                    score(judgements[p].overall),
+                    score(best_kept),
                     why(&judgements[p])
                 ),
             ));
@@ -550,11 +588,11 @@ fn attempt_segment<B: Backend>(
                     Some(&judgements[p]),
                     if copies > 1 {
                         format!(
-                            "kept at {:.2} and branched into {copies} particles",
-                            judgements[p].overall
+                            "kept at {} and branched into {copies} particles",
+                            score(judgements[p].overall)
                         )
                     } else {
-                        format!("kept at {:.2}", judgements[p].overall)
+                        format!("kept at {}", score(judgements[p].overall))
                     },
                 ));
                 new_names.push(names[p]);
@@ -621,9 +659,9 @@ fn attempt_segment<B: Backend>(
                 Decision::Accept,
                 match &f.judgement {
                     Some(j) => format!(
-                        "best of {k} finished candidates at {:.2} (threshold {:.2}); {}",
-                        j.overall,
-                        settings.threshold,
+                        "best of {k} finished candidates at {} (threshold {}); {}",
+                        score(j.overall),
+                        score(settings.threshold),
                         why(j)
                     ),
                     None => format!(
@@ -647,13 +685,16 @@ fn attempt_segment<B: Backend>(
                 Decision::Reject,
                 if j.overall < settings.threshold {
                     format!(
-                        "scored {:.2}, below the threshold {:.2}; {}",
-                        j.overall,
-                        settings.threshold,
+                        "scored {}, below the threshold {}; {}",
+                        score(j.overall),
+                        score(settings.threshold),
                         why(j)
                     )
                 } else {
-                    format!("scored {:.2}, another candidate scored higher", j.overall)
+                    format!(
+                        "scored {}, another candidate scored higher",
+                        score(j.overall)
+                    )
                 },
             )
         } else {
@@ -865,21 +906,93 @@ mod tests {
         )
         .unwrap();
         let trace = &written.trace;
-        // Three attempts, a backtrack, the first segment again, three more attempts.
-        assert_eq!(count(trace, 1, Decision::Retract), 6);
+        // Three attempts, a backtrack, the first segment again, three more attempts and a
+        // wider last one.
+        assert_eq!(count(trace, 1, Decision::Retract), 7);
         assert_eq!(count(trace, 0, Decision::Backtrack), 1);
         assert_eq!(count(trace, 0, Decision::Accept), 2);
         let last = trace.last().unwrap();
         assert_eq!((last.segment, last.decision), (1, Decision::Accept));
         assert!(
-            last.reason.contains("below the threshold"),
+            last.reason.contains("below the threshold")
+                && last.reason.contains("a last attempt with 16 particles"),
             "{}",
             last.reason
         );
+        let retracts: Vec<_> = trace
+            .iter()
+            .filter(|e| e.segment == 1 && e.decision == Decision::Retract)
+            .collect();
+        assert!(
+            retracts[5]
+                .reason
+                .ends_with("one last attempt with 16 particles instead of 4")
+        );
+        assert!(retracts[6].reason.ends_with("trying fresh noise"));
         // Attempts never reuse noise: the first segment's second acceptance is attempt 1.
         assert_eq!(written.segments[0].attempt, 1);
-        assert_eq!(written.segments[1].evaluations, 6 * 4 * 8);
+        assert_eq!(written.segments[1].evaluations, 6 * 4 * 8 + 16 * 8);
         assert!(written.segments[1].score.unwrap() < 0.5);
+    }
+
+    /// Passes only the candidates of attempts wider than `width` particles.
+    struct WideOnly {
+        width: usize,
+    }
+
+    impl Critic for WideOnly {
+        fn judge(&mut self, candidates: &[Candidate]) -> Result<Vec<Judgement>, Error> {
+            let overall = if candidates.len() > self.width {
+                0.9
+            } else {
+                0.1
+            };
+            Ok(vec![
+                Judgement {
+                    overall,
+                    aspects: [overall; ASPECTS.len()],
+                    reasons: vec!["mock".into()],
+                };
+                candidates.len()
+            ])
+        }
+    }
+
+    #[test]
+    fn scores_in_reasons_keep_two_significant_digits_when_small() {
+        assert_eq!(score(0.934), "0.93");
+        assert_eq!(score(0.1), "0.10");
+        assert_eq!(score(0.0014), "0.0014");
+        assert_eq!(score(0.05), "0.050");
+        assert_eq!(score(0.0), "0.00");
+    }
+
+    #[test]
+    fn the_wider_last_attempt_can_save_a_segment_with_no_backtrack_left() {
+        // The first segment has nothing to backtrack to: after three narrow attempts it gets
+        // one with four times the particles, which passes.
+        let mut critic = WideOnly { width: 4 };
+        let written = write(
+            8,
+            &mut Thinking {
+                settings: Think::Balanced.settings(),
+                critic: Some(&mut critic),
+                guard: None,
+            },
+        )
+        .unwrap();
+        let trace = &written.trace;
+        assert_eq!(count(trace, 0, Decision::Retract), 3);
+        assert_eq!(count(trace, 0, Decision::Backtrack), 0);
+        let accepted = trace
+            .iter()
+            .find(|e| e.segment == 0 && e.decision == Decision::Accept)
+            .unwrap();
+        assert_eq!(accepted.attempt, 3);
+        assert!(!accepted.reason.contains("below the threshold"));
+        assert_eq!(written.segments[0].attempt, 3);
+        assert_eq!(written.segments[0].evaluations, 3 * 4 * 8 + 16 * 8);
+        assert!(written.segments[0].score.unwrap() > 0.5);
     }
 
     struct CountingGuard {

@@ -159,3 +159,65 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     let left: Vec<_> = std::fs::read_dir(&assets).unwrap().collect();
     assert_eq!(left.len(), 2, "no partial file left behind");
 }
+
+#[test]
+fn train_dit_fits_its_steps_to_a_wall_time_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    small_dataset(&data);
+    let autoencoder =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/autoencoder.safetensors");
+    let run = dir.path().join("run");
+    let train = |more: &[&str]| {
+        let mut args = vec![
+            "train",
+            "dit",
+            "--data",
+            data.to_str().unwrap(),
+            "--autoencoder",
+            autoencoder.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--backend",
+            "flex",
+            "--d-model",
+            "16",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--batch",
+            "4",
+            "--window-bars",
+            "4",
+        ];
+        args.extend_from_slice(more);
+        refrain(&args)
+    };
+
+    let clash = train(&["--minutes", "1", "--steps", "10"]);
+    assert!(!clash.status.success());
+    assert!(String::from_utf8_lossy(&clash.stderr).contains("--minutes"));
+    let too_short = train(&["--minutes", "0.001"]);
+    let stderr = String::from_utf8_lossy(&too_short.stderr);
+    assert!(!too_short.status.success());
+    assert!(stderr.contains("give more time"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let fitted = train(&["--minutes", "0.2"]);
+    let stderr = String::from_utf8_lossy(&fitted.stderr);
+    assert!(fitted.status.success(), "{stderr}");
+    // "... 1200 steps fit in the 11 s left (repeat this run with --steps 1200)"
+    let steps: u64 = stderr
+        .split("--steps ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no step count in {stderr}"));
+    eprintln!("the 12 s budget fitted {steps} steps");
+    assert!(steps >= 400 && steps.is_multiple_of(100), "{steps}");
+    let config = std::fs::read_to_string(run.join("training.json")).unwrap();
+    assert!(config.contains(&format!("\"steps\": {steps}")), "{config}");
+    assert!(run.join("dit.safetensors").is_file());
+    assert!(!run.join("probe").exists(), "the probe run is removed");
+}

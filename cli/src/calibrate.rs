@@ -7,6 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::dataset::Split;
 use refrain_engine::model::sampler::SamplerSettings;
+use refrain_engine::music::Style;
 use refrain_engine::train::calibrate::{
     StemCalibration, WindowDraw, fit_onset_shift, sample_onset_logits,
 };
@@ -27,6 +28,10 @@ pub struct CalibrateArgs {
     /// pieces to check).
     #[arg(long, default_value_t = 512)]
     windows: usize,
+    /// Windows per style, for each style's own shifts (as many again held out to check);
+    /// 0 fits the shared shifts only.
+    #[arg(long, default_value_t = 256)]
+    style_windows: usize,
     /// Bars per window.
     #[arg(long, default_value_t = 8)]
     window_bars: usize,
@@ -66,30 +71,78 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     let sampler = SamplerSettings::default();
-    let bar = ProgressBar::new(2 * args.windows as u64);
+    let styles = if args.style_windows > 0 {
+        Style::ALL.len()
+    } else {
+        0
+    };
+    let bar = ProgressBar::new(2 * (args.windows + styles * args.style_windows) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} windows sampled ({eta})")
             .expect("static template"),
     );
-    let sample = |split, offset: u64| {
-        let draw = WindowDraw {
-            split,
-            windows: args.windows,
-            bars: args.window_bars,
-            seed: args.seed,
+    let mut done = 0u64;
+    let mut fit = |style: Option<Style>, windows: usize| -> Result<Vec<StemCalibration>> {
+        let mut sample = |split| {
+            let draw = WindowDraw {
+                split,
+                style,
+                windows,
+                bars: args.window_bars,
+                seed: args.seed,
+            };
+            let logits = sample_onset_logits(&models, &set, draw, sampler, &mut |n| {
+                bar.set_position(done + n as u64)
+            });
+            done += windows as u64;
+            logits
         };
-        sample_onset_logits(&models, &set, draw, sampler, &mut |done| {
-            bar.set_position(offset + done as u64)
+        let train = sample(Split::Train)?;
+        let held_out = sample(Split::Validation)?;
+        Ok(fit_onset_shift(
+            &train,
+            &held_out,
+            models.autoencoder_config.onset_logit_offset,
+        ))
+    };
+    let shared = fit(None, args.windows)?;
+    // A style needs training and held-out pieces long enough; one without keeps the shared
+    // shifts.
+    let has_pieces = |style: Style| {
+        [Split::Train, Split::Validation].iter().all(|&split| {
+            set.windows_of(split, args.window_bars)
+                .iter()
+                .any(|&p| set.pieces[p].style == style)
         })
     };
-    let train = sample(Split::Train, 0)?;
-    let held_out = sample(Split::Validation, args.windows as u64)?;
+    let mut by_style = Vec::new();
+    for &style in &Style::ALL[..styles] {
+        if has_pieces(style) {
+            by_style.push((style, Some(fit(Some(style), args.style_windows)?)));
+        } else {
+            by_style.push((style, None));
+        }
+    }
     bar.finish_and_clear();
-    let threshold = models.autoencoder_config.onset_logit_offset;
-    let report = fit_onset_shift(&train, &held_out, threshold);
-    print_report(&report, args.windows, args.window_bars);
+    print_report("all styles", &shared, args.windows, args.window_bars);
+    for (style, report) in &by_style {
+        match report {
+            Some(report) => {
+                print_report(style.name(), report, args.style_windows, args.window_bars)
+            }
+            None => println!(
+                "{}: no training and held-out pieces of {} bars; the shared shifts are used",
+                style.name(),
+                args.window_bars
+            ),
+        }
+    }
 
-    models.dit_config.onset_shift = report.iter().map(|s| s.shift).collect();
+    models.dit_config.onset_shift = shared.iter().map(|s| s.shift).collect();
+    models.dit_config.onset_shift_by_style = by_style
+        .iter()
+        .flat_map(|(_, report)| report.as_deref().unwrap_or(&shared).iter().map(|s| s.shift))
+        .collect();
     let path = assets.join(DIT_FILE);
     // Written beside, then renamed: a failure leaves the old file whole.
     let partial = assets.join(format!("{DIT_FILE}.partial"));
@@ -100,16 +153,23 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     std::fs::rename(&partial, &path).with_context(|| format!("replacing {}", path.display()))?;
     eprintln!("stored the shifts in {}", path.display());
     if let Some(json) = args.json {
+        let report = serde_json::json!({
+            "all_styles": shared,
+            "by_style": by_style
+                .iter()
+                .map(|(style, report)| (style.name(), report))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        });
         std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", json.display()))?;
     }
     Ok(())
 }
 
-fn print_report(report: &[StemCalibration], windows: usize, bars: usize) {
+fn print_report(what: &str, report: &[StemCalibration], windows: usize, bars: usize) {
     println!(
-        "onsets per bar, {windows} windows of {bars} bars each side (sampled: 8 Euler steps, \
-         nothing given as context)"
+        "{what}: onsets per bar, {windows} windows of {bars} bars each side (sampled: 8 Euler \
+         steps, nothing given as context)"
     );
     println!(
         "{:<8} {:>6} | {:>6} {:>8} {:>10} | {:>8} {:>8} {:>10}",

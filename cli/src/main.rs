@@ -131,9 +131,10 @@ enum TrainCommand {
     /// autoencoder; writes dit.safetensors, its model card dit.json, loss.csv and
     /// checkpoints/ into --out.
     Dit(train_dit::TrainDitArgs),
-    /// Fit the onset threshold shift per stem that makes the DiT's sampled bars decode to as
-    /// many notes as real bars (fitted on training windows, checked on held-out ones) and store
-    /// it in dit.safetensors. Run it after `train dit`, on the same dataset.
+    /// Fit the onset threshold shift per stem (over all styles, and per style) that makes the
+    /// DiT's sampled bars decode to as many notes as real bars (fitted on training windows,
+    /// checked on held-out ones) and store it in dit.safetensors. Run it after `train dit`, on
+    /// the same dataset.
     Calibrate(calibrate::CalibrateArgs),
     /// Train the critic: real windows of the dataset against hard negatives (off-key notes,
     /// jittered rhythm, a stem shifted by a beat, spliced bars, wrong conditions, dropped or

@@ -16,7 +16,7 @@ use crate::model::autoencoder::{ONSET, PLANES};
 use crate::model::conditions::{BarConditions, SongConditions, bar_conditions};
 use crate::model::sampler::{SamplerSettings, Window};
 use crate::model::{BarAutoencoder, BarAutoencoderConfig, Denoiser, Dit, DitBatcher, DitConfig};
-use crate::music::{Song, Stem, StemTrack};
+use crate::music::{Song, Stem, StemTrack, Style};
 use crate::plan::{Plan, stage_rng};
 use crate::planes::planes_to_notes;
 use crate::reasoning::{self, Thinking, TraceEvent};
@@ -151,17 +151,19 @@ impl<B: Backend> Models<B> {
 
     /// Decodes normalised DiT tokens (each `latent_dim` long, stems cycling in `Stem::ALL`
     /// order) to plane values for [`BarGrid::read_planes`](crate::model::BarGrid), with the
-    /// DiT's onset calibration applied.
-    pub fn decode_tokens(&self, tokens: Vec<f32>) -> Result<Vec<f32>, Error> {
+    /// DiT's onset calibration for a song of `style` applied.
+    pub fn decode_tokens(&self, tokens: Vec<f32>, style: Style) -> Result<Vec<f32>, Error> {
         let stems = Stem::ALL.len();
         let count = tokens.len() / self.dit_config.latent_dim;
         let mut logits = self.decode_logits(tokens);
-        if !self.dit_config.onset_shift.is_empty() {
+        if !self.dit_config.onset_shift.is_empty()
+            || !self.dit_config.onset_shift_by_style.is_empty()
+        {
             // Only the onset plane moves.
             let shifts: Vec<f32> = (0..count)
                 .flat_map(|i| {
                     let mut shift = [0.0; PLANES];
-                    shift[ONSET] = self.dit_config.onset_shift_of(i % stems);
+                    shift[ONSET] = self.dit_config.onset_shift_of(style, i % stems);
                     shift
                 })
                 .collect();
@@ -414,7 +416,7 @@ pub fn decode_windows<B: Backend>(
 ) -> Result<Vec<Song>, Error> {
     let per_window = frame.bars as usize * Stem::ALL.len() * models.dit_config.latent_dim;
     let count = values.len() / per_window.max(1);
-    let decoded = models.decode_tokens(values.to_vec())?;
+    let decoded = models.decode_tokens(values.to_vec(), frame.style)?;
     let per_decoded = decoded.len() / count.max(1);
     (0..count)
         .map(|w| {
@@ -458,7 +460,7 @@ pub fn decode_song<B: Backend>(
     sheet: &LeadSheet,
     tokens: Vec<f32>,
 ) -> Result<Song, Error> {
-    let values = models.decode_tokens(tokens)?;
+    let values = models.decode_tokens(tokens, plan.style)?;
     let mut band_rng: SongRng = stage_rng(plan.seed, "band");
     let band = choose_band(plan.style, &mut band_rng);
     let tracks = tracks_from_values(

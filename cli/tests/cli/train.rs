@@ -144,7 +144,14 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--windows"), "{stderr}");
 
-    let result = calibrate(&["--windows", "8", "--window-bars", "4"]);
+    let result = calibrate(&[
+        "--windows",
+        "8",
+        "--style-windows",
+        "4",
+        "--window-bars",
+        "4",
+    ]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&result.stdout);
@@ -156,6 +163,8 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
         Dit::<Flex>::load_safetensors(&assets.join(DIT_FILE), &Default::default()).unwrap();
     assert_eq!(config.onset_shift.len(), 5);
     assert!(config.onset_shift.iter().all(|s| s.is_finite()));
+    assert_eq!(config.onset_shift_by_style.len(), 8 * 5);
+    assert!(config.onset_shift_by_style.iter().all(|s| s.is_finite()));
     let left: Vec<_> = std::fs::read_dir(&assets).unwrap().collect();
     assert_eq!(left.len(), 2, "no partial file left behind");
 }

@@ -15,6 +15,7 @@
 use super::autoencoder::SeededInit;
 use super::conditions::{BAR_FIELDS, BAR_VOCABULARY, SONG_FIELDS, SONG_VOCABULARY};
 use crate::Error;
+use crate::music::Style;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
@@ -65,6 +66,10 @@ pub struct DitConfig {
     /// means none.
     #[config(default = "Vec::new()")]
     pub onset_shift: Vec<f32>,
+    /// The same per style: `Style::ALL.len() * stems` entries, style-major; where present it
+    /// is used instead of `onset_shift` for songs of a known style. Empty means none.
+    #[config(default = "Vec::new()")]
+    pub onset_shift_by_style: Vec<f32>,
 }
 
 impl DitConfig {
@@ -155,12 +160,25 @@ impl DitConfig {
         {
             return bad("onset_shift must have one finite entry per stem".into());
         }
+        if !self.onset_shift_by_style.is_empty()
+            && (self.onset_shift_by_style.len() != Style::ALL.len() * self.stems
+                || self.onset_shift_by_style.iter().any(|s| !s.is_finite()))
+        {
+            return bad(
+                "onset_shift_by_style must have one finite entry per style and stem".into(),
+            );
+        }
         Ok(())
     }
 
-    /// The onset logit shift for stem number `stem` (0 when not calibrated).
-    pub fn onset_shift_of(&self, stem: usize) -> f32 {
-        self.onset_shift.get(stem).copied().unwrap_or(0.0)
+    /// The onset logit shift for stem number `stem` in a song of `style`: the style's own
+    /// where calibrated per style, else the shared one (0 when not calibrated).
+    pub fn onset_shift_of(&self, style: Style, stem: usize) -> f32 {
+        let index = Style::ALL.iter().position(|&s| s == style).unwrap_or(0);
+        match self.onset_shift_by_style.get(index * self.stems + stem) {
+            Some(&shift) if stem < self.stems => shift,
+            _ => self.onset_shift.get(stem).copied().unwrap_or(0.0),
+        }
     }
 
     /// `(latent - mean) / std` in place (identity when no statistics are set).

@@ -3,14 +3,15 @@
 //! logits come out less confident, so decoded samples carry fewer notes than real bars (the
 //! lead about 60 % as many). The fix is one number per stem: the shift of the onset logits
 //! that makes the sampled windows of *training* pieces decode to as many onsets as the same
-//! windows' real bars. It is stored in the DiT's config (`onset_shift`), so it travels with
-//! the weights, and is checked on held-out windows.
+//! windows' real bars. It is stored in the DiT's config (`onset_shift`, and per style
+//! `onset_shift_by_style`), so it travels with the weights, and is checked on held-out
+//! windows.
 
 use crate::Error;
 use crate::dataset::Split;
 use crate::model::autoencoder::ONSET;
 use crate::model::sampler::{FlowSampler, Sampler, SamplerSettings, window_noise};
-use crate::music::{Meter, Stem};
+use crate::music::{Meter, Stem, Style};
 use crate::planes::BarPlanes;
 use crate::train::latents::{LatentSet, cumulative_windows, draw_window, window_of};
 use crate::writer::Models;
@@ -37,6 +38,8 @@ pub struct OnsetLogits {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WindowDraw {
     pub split: Split,
+    /// Only pieces of this style, where given.
+    pub style: Option<Style>,
     pub windows: usize,
     pub bars: usize,
     pub seed: u64,
@@ -52,14 +55,20 @@ pub fn sample_onset_logits<B: Backend>(
 ) -> Result<OnsetLogits, Error> {
     let WindowDraw {
         split,
+        style,
         windows,
         bars: window_bars,
         seed,
     } = draw;
-    let candidates = set.windows_of(split, window_bars);
+    let candidates: Vec<usize> = set
+        .windows_of(split, window_bars)
+        .into_iter()
+        .filter(|&p| style.is_none_or(|s| set.pieces[p].style == s))
+        .collect();
     if candidates.is_empty() {
+        let of = style.map(|s| format!(" {}", s.name())).unwrap_or_default();
         return Err(Error::Model(format!(
-            "no {split:?} piece has {window_bars} bars to calibrate on"
+            "no {split:?}{of} piece has {window_bars} bars to calibrate on"
         )));
     }
     let cumulative = cumulative_windows(set, &candidates, window_bars);
@@ -235,6 +244,7 @@ mod tests {
         let sample = |split, seed| {
             let draw = WindowDraw {
                 split,
+                style: None,
                 windows: 20,
                 bars: 4,
                 seed,
@@ -262,9 +272,9 @@ mod tests {
 
         // Decoding applies a stored shift to the onset plane only.
         let tokens = vec![0.3f32; 2 * Stem::ALL.len() * models.dit_config.latent_dim];
-        let plain = models.decode_tokens(tokens.clone()).unwrap();
+        let plain = models.decode_tokens(tokens.clone(), Style::Lofi).unwrap();
         models.dit_config.onset_shift = vec![2.0; Stem::ALL.len()];
-        let shifted = models.decode_tokens(tokens).unwrap();
+        let shifted = models.decode_tokens(tokens.clone(), Style::Lofi).unwrap();
         let cells = models.autoencoder_config.grid().cells();
         for (token, (a, b)) in plain
             .chunks(3 * cells)
@@ -281,6 +291,17 @@ mod tests {
                 "token {token}: hold and velocity unchanged"
             );
         }
+        // A style's own shifts win over the shared ones, for that style only.
+        let mut by_style = vec![2.0; Style::ALL.len() * Stem::ALL.len()];
+        by_style[..Stem::ALL.len()].fill(0.0);
+        models.dit_config.onset_shift_by_style = by_style;
+        models.dit_config.validate().unwrap();
+        let first = Style::ALL[0];
+        assert_eq!(models.decode_tokens(tokens.clone(), first).unwrap(), plain);
+        assert_eq!(
+            models.decode_tokens(tokens, Style::ALL[1]).unwrap(),
+            shifted
+        );
     }
 
     #[test]

@@ -38,12 +38,7 @@ pub(crate) fn on_cuda<T>(
     let seen = first.clone();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let message = crate::panic_message(info.payload());
         if let Ok(mut first) = seen.lock() {
             first.get_or_insert(message);
         }

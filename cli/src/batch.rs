@@ -266,11 +266,7 @@ fn make_all(
                         make_one(studio, &mut judges, request, out)
                     }))
                     .unwrap_or_else(|panic| {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
+                        let what = crate::panic_message(&*panic);
                         Err(format!("refrain failed inside ({what}); please report it"))
                     });
                     if sender.send((*slot, outcome, started.elapsed())).is_err() {

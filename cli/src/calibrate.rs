@@ -9,7 +9,7 @@ use refrain_engine::dataset::Split;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::Style;
 use refrain_engine::train::calibrate::{
-    StemCalibration, WindowDraw, fit_onset_shift, sample_onset_logits,
+    StemCalibration, WindowDraw, calibration_pieces, fit_onset_shift, sample_onset_logits,
 };
 use refrain_engine::train::latents::LatentSet;
 use refrain_engine::writer::{self, CpuBackend, DIT_FILE, Models};
@@ -110,9 +110,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     // shifts.
     let has_pieces = |style: Style| {
         [Split::Train, Split::Validation].iter().all(|&split| {
-            set.windows_of(split, args.window_bars)
-                .iter()
-                .any(|&p| set.pieces[p].style == style)
+            !calibration_pieces(&set, split, Some(style), args.window_bars).is_empty()
         })
     };
     let mut by_style = Vec::new();

@@ -423,6 +423,15 @@ fn parse_lufs(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The message a panic carried (`panic!` with a literal or a formatted string), or "".
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 fn spinner(message: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(

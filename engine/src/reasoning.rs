@@ -803,6 +803,22 @@ mod tests {
         notes / (notes + 20.0)
     }
 
+    /// Writes a song of `bars` bars with `settings`, `critic` judging and no guard.
+    fn write_judged(
+        bars: u32,
+        settings: ThinkSettings,
+        critic: &mut dyn Critic,
+    ) -> Result<crate::writer::Written, Error> {
+        write(
+            bars,
+            &mut Thinking {
+                settings,
+                critic: Some(critic),
+                guard: None,
+            },
+        )
+    }
+
     fn write(bars: u32, thinking: &mut Thinking<'_>) -> Result<crate::writer::Written, Error> {
         let models = tiny_models();
         let request = Request {
@@ -837,15 +853,7 @@ mod tests {
             };
             let mut settings = Think::Balanced.settings();
             settings.threshold = 0.0;
-            let written = write(
-                12,
-                &mut Thinking {
-                    settings,
-                    critic: Some(&mut critic),
-                    guard: None,
-                },
-            )
-            .unwrap();
+            let written = write_judged(12, settings, &mut critic).unwrap();
             (written, critic.calls)
         };
         let (written, calls) = run();
@@ -896,15 +904,7 @@ mod tests {
             rule: |c: &Candidate| if c.written.start == 0 { 0.9 } else { 0.1 },
             calls: 0,
         };
-        let written = write(
-            12,
-            &mut Thinking {
-                settings: Think::Balanced.settings(),
-                critic: Some(&mut critic),
-                guard: None,
-            },
-        )
-        .unwrap();
+        let written = write_judged(12, Think::Balanced.settings(), &mut critic).unwrap();
         let trace = &written.trace;
         // Three attempts, a backtrack, the first segment again, three more attempts and a
         // wider last one.
@@ -972,15 +972,7 @@ mod tests {
         // The first segment has nothing to backtrack to: after three narrow attempts it gets
         // one with four times the particles, which passes.
         let mut critic = WideOnly { width: 4 };
-        let written = write(
-            8,
-            &mut Thinking {
-                settings: Think::Balanced.settings(),
-                critic: Some(&mut critic),
-                guard: None,
-            },
-        )
-        .unwrap();
+        let written = write_judged(8, Think::Balanced.settings(), &mut critic).unwrap();
         let trace = &written.trace;
         assert_eq!(count(trace, 0, Decision::Retract), 3);
         assert_eq!(count(trace, 0, Decision::Backtrack), 0);

@@ -60,11 +60,7 @@ pub fn sample_onset_logits<B: Backend>(
         bars: window_bars,
         seed,
     } = draw;
-    let candidates: Vec<usize> = set
-        .windows_of(split, window_bars)
-        .into_iter()
-        .filter(|&p| style.is_none_or(|s| set.pieces[p].style == s))
-        .collect();
+    let candidates = calibration_pieces(set, split, style, window_bars);
     if candidates.is_empty() {
         let of = style.map(|s| format!(" {}", s.name())).unwrap_or_default();
         return Err(Error::Model(format!(
@@ -113,6 +109,19 @@ pub fn sample_onset_logits<B: Backend>(
         progress((chunk_index * CHUNK + chunk.len()).min(windows));
     }
     Ok(out)
+}
+
+/// The pieces of `split` (of `style`, where given) long enough for windows of `bars` bars.
+pub fn calibration_pieces(
+    set: &LatentSet,
+    split: Split,
+    style: Option<Style>,
+    bars: usize,
+) -> Vec<usize> {
+    set.windows_of(split, bars)
+        .into_iter()
+        .filter(|&p| style.is_none_or(|s| set.pieces[p].style == s))
+        .collect()
 }
 
 fn read_logits<B: Backend>(logits: Tensor<B, 4>) -> Result<Vec<f32>, Error> {

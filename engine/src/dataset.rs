@@ -335,7 +335,7 @@ fn tune_sections(tune_bars: u32, melody: &[Note], meter: Meter, outro: u32) -> V
     sections
 }
 
-fn tonic_chord(key: Key) -> Chord {
+pub(crate) fn tonic_chord(key: Key) -> Chord {
     let quality = if key.mode.is_minor_like() {
         ChordQuality::Minor
     } else {
@@ -353,16 +353,14 @@ fn mood_for(key: Key, rng: &mut SongRng) -> Mood {
     choices[rng.random_range(0..choices.len())]
 }
 
+/// Bars of tonic every corpus piece ends on (its outro).
+pub const CORPUS_OUTRO_BARS: u32 = 2;
+
 /// The lead sheet of a corpus tune in a style: the tune's melody and key, chords labelled
 /// from the melody, form from its repeats, a two-bar outro on the tonic, a style tempo.
 pub fn tune_lead_sheet(tune: &CorpusTune, style: Style, rng: &mut SongRng) -> LeadSheet {
-    const OUTRO_BARS: u32 = 2;
     let melody = place_in_lead_register(&tune.melody);
-    let rhythm = match tune.meter {
-        Meter::FourFour => HarmonicRhythm::PerHalfBar,
-        Meter::ThreeFour => HarmonicRhythm::PerBar,
-        Meter::SixEight => HarmonicRhythm::PerBeat,
-    };
+    let rhythm = HarmonicRhythm::corpus(tune.meter);
     let mut chords = harmony::label_chords(tune.key, tune.meter, tune.bars, &melody, rhythm);
     let tonic = tonic_chord(tune.key);
     chords
@@ -370,7 +368,7 @@ pub fn tune_lead_sheet(tune: &CorpusTune, style: Style, rng: &mut SongRng) -> Le
         .resize((tune.bars * tune.meter.beats_per_bar()) as usize, tonic);
     chords.per_beat.extend(std::iter::repeat_n(
         tonic,
-        (OUTRO_BARS * tune.meter.beats_per_bar()) as usize,
+        (CORPUS_OUTRO_BARS * tune.meter.beats_per_bar()) as usize,
     ));
     let (lo, hi) = tempo_range(style);
     // Tempo variation is part of the augmentation: anywhere in the style's range.
@@ -381,8 +379,8 @@ pub fn tune_lead_sheet(tune: &CorpusTune, style: Style, rng: &mut SongRng) -> Le
         tempo_bpm,
         meter: tune.meter,
         key: tune.key,
-        bars: tune.bars + OUTRO_BARS,
-        sections: tune_sections(tune.bars, &melody, tune.meter, OUTRO_BARS),
+        bars: tune.bars + CORPUS_OUTRO_BARS,
+        sections: tune_sections(tune.bars, &melody, tune.meter, CORPUS_OUTRO_BARS),
         chords,
         melody,
         looped: false,

@@ -124,8 +124,7 @@ pub fn compose<B: Backend>(
     settings: &WriterSettings,
     thinking: &mut Thinking<'_>,
 ) -> Result<(Plan, writer::Written), Error> {
-    let mut plan = plan::plan(request)?;
-    let sheet = plan::lead_sheet(&mut plan);
+    let (plan, sheet) = plan::plan_for_models(request)?;
     let written = writer::write_song(models, &plan, &sheet, settings, thinking)?;
     Ok((plan, written))
 }

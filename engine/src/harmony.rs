@@ -17,6 +17,16 @@ pub enum HarmonicRhythm {
 }
 
 impl HarmonicRhythm {
+    /// The harmonic rhythm the corpus's tunes are labelled with: two chords a bar in 4/4,
+    /// one in 3/4, one per dotted quarter in 6/8.
+    pub fn corpus(meter: Meter) -> HarmonicRhythm {
+        match meter {
+            Meter::FourFour => HarmonicRhythm::PerHalfBar,
+            Meter::ThreeFour => HarmonicRhythm::PerBar,
+            Meter::SixEight => HarmonicRhythm::PerBeat,
+        }
+    }
+
     /// Felt beats in one window. A half bar of 3/4 cannot be split evenly, so it is the bar.
     fn beats_per_window(self, meter: Meter) -> u32 {
         let beats = meter.beats_per_bar();

@@ -5,7 +5,9 @@
 
 use crate::Error;
 use crate::compose::{LeadSheet, SongRng, melody, progression};
-use crate::music::{Key, Meter, Mode, Mood, Section, SectionKind, Stem, Style};
+use crate::dataset::tonic_chord;
+use crate::harmony::{HarmonicRhythm, label_chords};
+use crate::music::{ChordTrack, Key, Meter, Mode, Mood, Section, SectionKind, Stem, Style};
 use crate::prompt::{PromptHints, parse_prompt};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -308,7 +310,8 @@ pub fn plan(request: &Request) -> Result<Plan, Error> {
 }
 
 /// Lays out sections over `bars`: intro, verses and choruses in phrases of four or eight bars,
-/// a bridge in longer songs, an outro; loops have neither intro nor outro.
+/// a bridge in longer songs, an outro; loops have neither intro nor outro. The shape of the
+/// project's own songs in the corpus; the models write to [`corpus_form`].
 pub fn form(style: Style, mood: Mood, bars: u32, looped: bool) -> Vec<Section> {
     let slow_start = matches!(style, Style::Ambient | Style::Cinematic);
     let (intro, outro) = if looped || bars < 8 {
@@ -321,16 +324,69 @@ pub fn form(style: Style, mood: Mood, bars: u32, looped: bool) -> Vec<Section> {
         (4, if slow_start { 4 } else { 2 })
     };
     let body = bars - intro - outro;
-    let phrase = if body >= 24 { 8 } else { 4 };
+    let lift = match mood {
+        Mood::Energetic | Mood::Epic => 0.1,
+        Mood::Calm | Mood::Dreamy | Mood::Sad => -0.1,
+        _ => 0.0,
+    };
+    let mut chorus_count = 0;
+    lay_out(intro, body_sections(body, 24), outro, |kind| {
+        let energy = match kind {
+            SectionKind::Intro => 0.35,
+            SectionKind::Outro => 0.3,
+            SectionKind::Verse => 0.55,
+            SectionKind::Chorus => {
+                chorus_count += 1;
+                0.75 + 0.07 * chorus_count as f32
+            }
+            SectionKind::Bridge => 0.5,
+        };
+        energy + lift
+    })
+}
+
+/// Lays out sections over `bars` the way the training corpus's pieces are laid out
+/// (`dataset::tune_sections`): a one-bar pickup intro, phrases of eight bars (four when the
+/// body is shorter than sixteen), a two-bar outro, and the corpus's section energies. The DiT
+/// learned intros, outros and phrase ends from that shape; the planner's own [`form`] spends
+/// twice the corpus's share of a short song in intro and outro, where the lead rests.
+pub fn corpus_form(bars: u32, looped: bool) -> Vec<Section> {
+    let intro = u32::from(!looped && bars >= 10);
+    let outro = if looped || bars < 8 {
+        0
+    } else {
+        crate::dataset::CORPUS_OUTRO_BARS
+    };
+    lay_out(
+        intro,
+        body_sections(bars - intro - outro, 16),
+        outro,
+        |kind| match kind {
+            SectionKind::Intro => 0.35,
+            SectionKind::Verse => 0.55,
+            SectionKind::Chorus => 0.8,
+            SectionKind::Bridge => 0.6,
+            SectionKind::Outro => 0.3,
+        },
+    )
+}
+
+/// The body's sections: verses and choruses in phrases of eight bars (four when the body is
+/// shorter than `long_body`), a bridge after two choruses, ending on a chorus.
+fn body_sections(body: u32, long_body: u32) -> Vec<(SectionKind, u32)> {
+    let phrase = if body >= long_body { 8 } else { 4 };
     let mut kinds = Vec::new();
-    let mut lengths = Vec::new();
     let mut left = body;
     let mut choruses = 0;
     while left > 0 {
         let index = kinds.len();
         let kind = match index {
             _ if body < phrase * 2 => SectionKind::Verse,
-            i if i % 2 == 0 && i >= 4 && choruses >= 2 && !kinds.contains(&SectionKind::Bridge) => {
+            i if i % 2 == 0
+                && i >= 4
+                && choruses >= 2
+                && !kinds.iter().any(|(k, _)| *k == SectionKind::Bridge) =>
+            {
                 SectionKind::Bridge
             }
             i if i % 2 == 0 => SectionKind::Verse,
@@ -345,49 +401,42 @@ pub fn form(style: Style, mood: Mood, bars: u32, looped: bool) -> Vec<Section> {
         } else {
             phrase.min(left)
         };
-        kinds.push(kind);
-        lengths.push(length);
+        kinds.push((kind, length));
         left -= length;
     }
     // End the body on a chorus when there is more than one section: songs land on the hook.
     if kinds.len() > 2
         && let Some(last) = kinds.last_mut()
     {
-        *last = SectionKind::Chorus;
+        last.0 = SectionKind::Chorus;
     }
-    let lift = match mood {
-        Mood::Energetic | Mood::Epic => 0.1,
-        Mood::Calm | Mood::Dreamy | Mood::Sad => -0.1,
-        _ => 0.0,
-    };
+    kinds
+}
+
+/// Sections from an intro, the body and an outro (empty parts left out), each section's
+/// energy from `energy` (clamped, two decimals).
+fn lay_out(
+    intro: u32,
+    body: Vec<(SectionKind, u32)>,
+    outro: u32,
+    mut energy: impl FnMut(SectionKind) -> f32,
+) -> Vec<Section> {
+    let parts = std::iter::once((SectionKind::Intro, intro))
+        .chain(body)
+        .chain(std::iter::once((SectionKind::Outro, outro)));
     let mut sections = Vec::new();
     let mut start = 0;
-    let mut push = |kind: SectionKind, length: u32, energy: f32| {
+    for (kind, length) in parts {
         if length > 0 {
             sections.push(Section {
                 kind,
                 start_bar: start,
                 bars: length,
-                energy: round_energy((energy + lift).clamp(0.1, 1.0)),
+                energy: round_energy(energy(kind).clamp(0.1, 1.0)),
             });
             start += length;
         }
-    };
-    push(SectionKind::Intro, intro, 0.35);
-    let mut chorus_count = 0;
-    for (kind, length) in kinds.into_iter().zip(lengths) {
-        let energy = match kind {
-            SectionKind::Verse => 0.55,
-            SectionKind::Chorus => {
-                chorus_count += 1;
-                0.75 + 0.07 * chorus_count as f32
-            }
-            SectionKind::Bridge => 0.5,
-            _ => 0.5,
-        };
-        push(kind, length, energy);
     }
-    push(SectionKind::Outro, outro, 0.3);
     sections
 }
 
@@ -436,16 +485,7 @@ pub fn lead_sheet(plan: &mut Plan) -> LeadSheet {
         &chords,
         &mut melody_rng,
     );
-    plan.chords_per_bar = (0..plan.bars)
-        .map(|bar| {
-            chords
-                .bar(plan.meter, bar)
-                .iter()
-                .map(|c| c.symbol(plan.key))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
+    plan.chords_per_bar = chord_symbols(plan, &chords);
     LeadSheet {
         style: plan.style,
         mood: plan.mood,
@@ -458,6 +498,60 @@ pub fn lead_sheet(plan: &mut Plan) -> LeadSheet {
         melody,
         looped: plan.looped,
     }
+}
+
+/// The chords of every bar as a person reads them ("Am7 Am7 D7 D7"), for plan.json.
+fn chord_symbols(plan: &Plan, chords: &ChordTrack) -> Vec<String> {
+    (0..plan.bars)
+        .map(|bar| {
+            chords
+                .bar(plan.meter, bar)
+                .iter()
+                .map(|c| c.symbol(plan.key))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Plans a request for the models to write: [`plan`] laid out in the corpus's form
+/// ([`corpus_form`]), its lead sheet written, and the sheet's chords labelled again from its
+/// melody the way the corpus's chords were ([`corpus_harmony`]). The DiT and the critic are
+/// then told conditions like those they were trained on; the arranger (and the project's own
+/// songs in the corpus) keep the planner's form and harmony.
+pub fn plan_for_models(request: &Request) -> Result<(Plan, LeadSheet), Error> {
+    let mut plan = plan(request)?;
+    plan.sections = corpus_form(plan.bars, plan.looped);
+    plan.energy_per_bar = energy_curve(&plan.sections);
+    let mut sheet = lead_sheet(&mut plan);
+    corpus_harmony(&mut plan, &mut sheet);
+    Ok((plan, sheet))
+}
+
+/// Labels the sheet's chords from its melody with the corpus's labeller and harmonic rhythm
+/// (`harmony::label_chords`), outro on the tonic, and records them in the plan. Seven in
+/// eight of the corpus's pieces carry chords labelled that way (mostly triads, two a bar in
+/// 4/4); the planner's style progressions (all sevenths and ninths in lofi, say) appear only
+/// in the project's own songs, whose sparser leads the DiT reproduces when told such chords.
+pub fn corpus_harmony(plan: &mut Plan, sheet: &mut LeadSheet) {
+    let rhythm = HarmonicRhythm::corpus(sheet.meter);
+    let mut chords = label_chords(sheet.key, sheet.meter, sheet.bars, &sheet.melody, rhythm);
+    let beats = sheet.meter.beats_per_bar() as usize;
+    chords
+        .per_beat
+        .resize(sheet.bars as usize * beats, tonic_chord(sheet.key));
+    for outro in sheet
+        .sections
+        .iter()
+        .filter(|s| s.kind == SectionKind::Outro)
+    {
+        let range = outro.start_bar as usize * beats..outro.end_bar() as usize * beats;
+        for chord in &mut chords.per_beat[range] {
+            *chord = tonic_chord(sheet.key);
+        }
+    }
+    plan.chords_per_bar = chord_symbols(plan, &chords);
+    sheet.chords = chords;
 }
 
 #[cfg(test)]
@@ -518,25 +612,141 @@ mod tests {
         for style in Style::ALL {
             for bars in 1..120 {
                 for looped in [false, true] {
-                    let sections = form(style, Mood::Calm, bars, looped);
-                    let mut next = 0;
-                    for s in &sections {
-                        assert_eq!(s.start_bar, next);
-                        assert!(s.bars > 0);
-                        assert!((0.0..=1.0).contains(&s.energy));
-                        next = s.end_bar();
-                    }
-                    assert_eq!(next, bars);
-                    if looped {
-                        assert!(
-                            sections
-                                .iter()
-                                .all(|s| s.kind != SectionKind::Intro
+                    let planned = form(style, Mood::Calm, bars, looped);
+                    let corpus = corpus_form(bars, looped);
+                    for sections in [planned, corpus] {
+                        let mut next = 0;
+                        for s in &sections {
+                            assert_eq!(s.start_bar, next);
+                            assert!(s.bars > 0);
+                            assert!((0.0..=1.0).contains(&s.energy));
+                            next = s.end_bar();
+                        }
+                        assert_eq!(next, bars);
+                        if looped {
+                            assert!(
+                                sections.iter().all(|s| s.kind != SectionKind::Intro
                                     && s.kind != SectionKind::Outro)
-                        );
+                            );
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// The project's own songs in the corpus are laid out by `form`: the corpus (and its
+    /// manifest hash) stays reproducible only while `form` does.
+    #[test]
+    fn the_planners_form_is_the_one_the_corpus_was_built_with() {
+        let shape = |sections: Vec<Section>| -> Vec<(SectionKind, u32, u32, f32)> {
+            sections
+                .iter()
+                .map(|s| (s.kind, s.start_bar, s.bars, s.energy))
+                .collect()
+        };
+        use SectionKind::*;
+        assert_eq!(
+            shape(form(Style::Lofi, Mood::Happy, 40, false)),
+            vec![
+                (Intro, 0, 4, 0.35),
+                (Verse, 4, 8, 0.55),
+                (Chorus, 12, 8, 0.82),
+                (Verse, 20, 8, 0.55),
+                (Chorus, 28, 10, 0.89),
+                (Outro, 38, 2, 0.3),
+            ]
+        );
+        assert_eq!(
+            shape(form(Style::Ambient, Mood::Calm, 30, false)),
+            vec![
+                (Intro, 0, 4, 0.25),
+                (Verse, 4, 4, 0.45),
+                (Chorus, 8, 4, 0.72),
+                (Verse, 12, 4, 0.45),
+                (Chorus, 16, 4, 0.79),
+                (Chorus, 20, 6, 0.86),
+                (Outro, 26, 4, 0.2),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_models_form_has_the_corpus_pickup_intro_phrases_and_outro() {
+        use SectionKind::*;
+        let shape = |bars: u32| -> Vec<(SectionKind, u32)> {
+            corpus_form(bars, false)
+                .iter()
+                .map(|s| (s.kind, s.bars))
+                .collect()
+        };
+        // A 30-second song at 84 bpm: one bar of pickup, two four-bar phrases and the
+        // corpus's two bars of tonic.
+        assert_eq!(
+            shape(11),
+            vec![(Intro, 1), (Verse, 4), (Chorus, 4), (Outro, 2)]
+        );
+        assert_eq!(
+            shape(21),
+            vec![(Intro, 1), (Verse, 8), (Chorus, 10), (Outro, 2)]
+        );
+        assert_eq!(shape(7), vec![(Verse, 7)]);
+        for section in corpus_form(64, false) {
+            let expected = match section.kind {
+                Intro => 0.35,
+                Verse => 0.55,
+                Chorus => 0.8,
+                Bridge => 0.6,
+                Outro => 0.3,
+            };
+            assert_eq!(section.energy, expected);
+        }
+    }
+
+    #[test]
+    fn the_models_harmony_is_labelled_from_the_melody_like_the_corpus() {
+        for (style, meter) in [
+            (Style::Lofi, Meter::FourFour),
+            (Style::Jazz, Meter::ThreeFour),
+            (Style::Folk, Meter::SixEight),
+        ] {
+            let request = Request {
+                style: Some(style),
+                meter: Some(meter),
+                seconds: Some(45.0),
+                seed: 11,
+                ..Request::default()
+            };
+            let (plan, sheet) = plan_for_models(&request).unwrap();
+            assert_eq!(plan.sections, corpus_form(plan.bars, false));
+            assert_eq!(sheet.sections, plan.sections);
+            let beats = meter.beats_per_bar() as usize;
+            assert_eq!(sheet.chords.per_beat.len(), plan.bars as usize * beats);
+            let labelled = label_chords(
+                sheet.key,
+                meter,
+                sheet.bars,
+                &sheet.melody,
+                HarmonicRhythm::corpus(meter),
+            );
+            let outro = plan.sections.last().unwrap();
+            assert_eq!(outro.kind, SectionKind::Outro);
+            let outro_from = outro.start_bar as usize * beats;
+            assert_eq!(
+                sheet.chords.per_beat[..outro_from],
+                labelled.per_beat[..outro_from]
+            );
+            assert!(
+                sheet.chords.per_beat[outro_from..]
+                    .iter()
+                    .all(|&c| c == tonic_chord(sheet.key))
+            );
+            // plan.json tells the chords the models were given.
+            assert_eq!(plan.chords_per_bar, chord_symbols(&plan, &sheet.chords));
+            // The planner's own progression (the arranger's) is a different one.
+            let mut arranged = super::plan(&request).unwrap();
+            let own = lead_sheet(&mut arranged);
+            assert_ne!(own.chords, sheet.chords);
         }
     }
 

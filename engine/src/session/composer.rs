@@ -213,7 +213,8 @@ pub fn chapter_plan(
         energy: chapter_energy(kind, direction.intensity),
     }];
     plan.energy_per_bar = plan::energy_curve(&plan.sections);
-    let sheet = plan::lead_sheet(&mut plan);
+    let mut sheet = plan::lead_sheet(&mut plan);
+    plan::corpus_harmony(&mut plan, &mut sheet);
     Ok((plan, sheet))
 }
 

@@ -64,8 +64,7 @@ fn dit(c: &mut Criterion) {
         seed: 3,
         ..Request::default()
     };
-    let mut plan = plan::plan(&request).expect("a valid request");
-    let sheet = plan::lead_sheet(&mut plan);
+    let (plan, sheet) = plan::plan_for_models(&request).expect("a valid request");
     let mut group = c.benchmark_group("dit");
     group.sample_size(10);
     bench_song::<Flex>(&mut group, "unguided, flex", &plan, &sheet, 1.0);

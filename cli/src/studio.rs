@@ -30,6 +30,10 @@ pub struct StudioArgs {
     /// mood and chords more strictly (costs a second model pass per step).
     #[arg(long, default_value_t = 1.0)]
     pub guidance: f32,
+    /// Sampling temperature, the scale of the starting noise: lower gives steadier, more
+    /// repetitive parts and less variety between seeds; 1 samples the model as trained.
+    #[arg(long, default_value_t = SamplerSettings::default().temperature)]
+    pub temperature: f32,
     #[command(flatten)]
     pub thinking: ThinkArgs,
     /// Where the DiT runs: cpu, or cuda (an NVIDIA GPU; needs a refrain built with
@@ -62,6 +66,9 @@ impl Studio {
         if !(args.guidance.is_finite() && (0.0..=20.0).contains(&args.guidance)) {
             bail!("--guidance must be between 0 and 20");
         }
+        if !(args.temperature.is_finite() && (0.0..=2.0).contains(&args.temperature)) {
+            bail!("--temperature must be between 0 and 2");
+        }
         let assets = args
             .assets
             .clone()
@@ -75,6 +82,7 @@ impl Studio {
             sampler: SamplerSettings {
                 steps: args.steps as usize,
                 guidance: args.guidance,
+                temperature: args.temperature,
                 ..SamplerSettings::default()
             },
             ..WriterSettings::default()

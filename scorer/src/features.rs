@@ -13,6 +13,10 @@ pub struct StemFeatures {
     pub notes_per_bar: f64,
     /// Mean number of notes sounding at a step where at least one sounds.
     pub polyphony: f64,
+    /// This stem's share of `SongFeatures::groove_consistency`: the mean bar-to-bar onset
+    /// similarity of its own bars (0 where no two neighbouring bars sound).
+    #[serde(default)]
+    pub groove_consistency: f64,
 }
 
 /// Whole-song figures.
@@ -60,14 +64,6 @@ pub fn song_features(song: &Song) -> SongFeatures {
         } else {
             active.iter().map(|&c| f64::from(c)).sum::<f64>() / active.len() as f64
         };
-        stems.insert(
-            track.stem.name().to_string(),
-            StemFeatures {
-                notes: track.notes.len(),
-                notes_per_bar: track.notes.len() as f64 / f64::from(bars),
-                polyphony,
-            },
-        );
         // Onset patterns per bar, compared bar to bar (Jaccard), skipping silent pairs.
         let mut patterns = vec![vec![false; steps_per_bar as usize]; bars as usize];
         for note in &track.notes {
@@ -76,6 +72,7 @@ pub fn song_features(song: &Song) -> SongFeatures {
                 patterns[bar][(note.start % steps_per_bar) as usize] = true;
             }
         }
+        let (mut stem_sum, mut stem_pairs) = (0.0, 0usize);
         for pair in patterns.windows(2) {
             let both = pair[0]
                 .iter()
@@ -88,10 +85,25 @@ pub fn song_features(song: &Song) -> SongFeatures {
                 .filter(|(a, b)| **a || **b)
                 .count();
             if either > 0 {
-                groove_sum += both as f64 / either as f64;
-                groove_pairs += 1;
+                stem_sum += both as f64 / either as f64;
+                stem_pairs += 1;
             }
         }
+        groove_sum += stem_sum;
+        groove_pairs += stem_pairs;
+        stems.insert(
+            track.stem.name().to_string(),
+            StemFeatures {
+                notes: track.notes.len(),
+                notes_per_bar: track.notes.len() as f64 / f64::from(bars),
+                polyphony,
+                groove_consistency: if stem_pairs == 0 {
+                    0.0
+                } else {
+                    stem_sum / stem_pairs as f64
+                },
+            },
+        );
     }
     let weight: f64 = histogram.iter().sum();
     let pitch_class_entropy = if weight > 0.0 {
@@ -177,12 +189,13 @@ mod tests {
         let notes: Vec<Note> = (0..4)
             .flat_map(|bar| [note(bar * 16, 0), note(bar * 16 + 8, 4)])
             .collect();
-        assert!((song_features(&song_with(notes, 4)).groove_consistency - 1.0).abs() < 1e-12);
+        let steady = song_features(&song_with(notes, 4));
+        assert!((steady.groove_consistency - 1.0).abs() < 1e-12);
+        assert!((steady.stems["lead"].groove_consistency - 1.0).abs() < 1e-12);
         let shifting = vec![note(0, 0), note(18, 0), note(36, 0), note(54, 0)];
-        assert_eq!(
-            song_features(&song_with(shifting, 4)).groove_consistency,
-            0.0
-        );
+        let shifting = song_features(&song_with(shifting, 4));
+        assert_eq!(shifting.groove_consistency, 0.0);
+        assert_eq!(shifting.stems["lead"].groove_consistency, 0.0);
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub struct SamplerSettings {
     pub guidance: f32,
     /// Time shift: above 1 spends more steps at high noise, where the form is decided.
     pub shift: f32,
+    /// Scale of the starting noise: below 1 starts nearer the data's mean and gives fewer,
+    /// steadier choices (sampling at a lower temperature); 1 is the trained distribution.
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
     /// Threads a batch of windows is split over for each model evaluation (1: all on the
     /// caller's thread). The reasoning loop's particles are one batch; at these small shapes
     /// the CPU backend computes a batch on one core, so two halves on two threads take about
@@ -92,6 +96,10 @@ fn default_threads() -> usize {
     2
 }
 
+fn default_temperature() -> f32 {
+    1.0
+}
+
 impl Default for SamplerSettings {
     fn default() -> Self {
         SamplerSettings {
@@ -101,6 +109,7 @@ impl Default for SamplerSettings {
             // 24 songs, at twice the cost (docs/MODEL_CARD.md).
             guidance: 1.0,
             shift: 1.0,
+            temperature: default_temperature(),
             threads: default_threads(),
         }
     }
@@ -407,7 +416,7 @@ impl<'a, B: Backend> Denoising<'a, B> {
         let noise = Tensor::<B, 3>::from_data(
             TensorData::new(noise.to_vec(), [batch, tokens, latent]),
             device,
-        );
+        ) * sampler.settings.temperature;
         let x = prepared.keep_context(noise);
         Ok(Denoising {
             sampler,

@@ -660,6 +660,36 @@ mod tests {
     }
 
     #[test]
+    fn temperature_scales_the_starting_noise() {
+        let config = super::super::dit::tests::tiny();
+        let device = Default::default();
+        let dit = config.init_seeded::<Flex>(&device, 1).map(
+            &mut crate::model::autoencoder::SeededInit::new(ChaCha8Rng::seed_from_u64(5), device),
+        );
+        let windows = windows(&config, 1);
+        let count = windows[0].tokens() * config.latent_dim;
+        let sample = |temperature: f32, noise_seed: u64| {
+            FlowSampler::new(SamplerSettings {
+                temperature,
+                ..SamplerSettings::default()
+            })
+            .sample(
+                &dit,
+                &config,
+                &windows,
+                &window_noise(noise_seed, 0, 0, 0, count),
+                &device,
+                None,
+            )
+            .unwrap()
+        };
+        // At 0 every noise starts from the same point; at 1 the noise decides.
+        assert_eq!(sample(0.0, 1), sample(0.0, 2));
+        assert_ne!(sample(1.0, 1), sample(1.0, 2));
+        assert_ne!(sample(0.5, 1), sample(1.0, 1));
+    }
+
+    #[test]
     fn sampling_keeps_context_is_deterministic_and_shows_every_step() {
         let config = super::super::dit::tests::tiny();
         let device = Default::default();
@@ -678,6 +708,7 @@ mod tests {
                 steps: 4,
                 guidance: 1.5,
                 shift: 1.0,
+                temperature: 1.0,
                 threads: 2,
             });
             let mut seen = Vec::new();

@@ -622,6 +622,18 @@ mod tests {
             .collect()
     }
 
+    /// A tiny DiT whose every weight (its zero-initialised output layer included) is drawn
+    /// from a seed, so the flow actually moves.
+    fn moving_dit(config: &DitConfig) -> crate::model::dit::Dit<Flex> {
+        let device = Default::default();
+        config
+            .init_seeded::<Flex>(&device, 1)
+            .map(&mut crate::model::autoencoder::SeededInit::new(
+                ChaCha8Rng::seed_from_u64(5),
+                device,
+            ))
+    }
+
     #[test]
     fn noise_depends_on_every_part_of_its_key_and_nothing_else() {
         let a = window_noise(1, 2, 3, 4, 1001);
@@ -663,9 +675,7 @@ mod tests {
     fn temperature_scales_the_starting_noise() {
         let config = super::super::dit::tests::tiny();
         let device = Default::default();
-        let dit = config.init_seeded::<Flex>(&device, 1).map(
-            &mut crate::model::autoencoder::SeededInit::new(ChaCha8Rng::seed_from_u64(5), device),
-        );
+        let dit = moving_dit(&config);
         let windows = windows(&config, 1);
         let count = windows[0].tokens() * config.latent_dim;
         let sample = |temperature: f32, noise_seed: u64| {
@@ -693,12 +703,7 @@ mod tests {
     fn sampling_keeps_context_is_deterministic_and_shows_every_step() {
         let config = super::super::dit::tests::tiny();
         let device = Default::default();
-        let mut dit = config.init_seeded::<Flex>(&device, 1);
-        // A non-zero output layer, so the flow actually moves.
-        dit = dit.map(&mut crate::model::autoencoder::SeededInit::new(
-            ChaCha8Rng::seed_from_u64(5),
-            device,
-        ));
+        let dit = moving_dit(&config);
         let windows = windows(&config, 2);
         let tokens = windows[0].tokens();
         let noise = window_noise(7, 0, 0, 0, 2 * tokens * config.latent_dim);
@@ -744,9 +749,7 @@ mod tests {
     fn selected_particles_continue_and_branched_copies_part_ways() {
         let config = super::super::dit::tests::tiny();
         let device = Default::default();
-        let dit = config.init_seeded::<Flex>(&device, 1).map(
-            &mut crate::model::autoencoder::SeededInit::new(ChaCha8Rng::seed_from_u64(5), device),
-        );
+        let dit = moving_dit(&config);
         let windows = windows(&config, 2);
         let size = windows[0].tokens() * config.latent_dim;
         let noise = window_noise(7, 0, 0, 0, 2 * size);
@@ -784,9 +787,7 @@ mod tests {
     fn a_batch_split_over_threads_gives_each_window_the_values_it_gets_alone() {
         let config = super::super::dit::tests::tiny();
         let device = Default::default();
-        let dit = config.init_seeded::<Flex>(&device, 1).map(
-            &mut crate::model::autoencoder::SeededInit::new(ChaCha8Rng::seed_from_u64(5), device),
-        );
+        let dit = moving_dit(&config);
         let windows = windows(&config, 3);
         let size = windows[0].tokens() * config.latent_dim;
         let noise = window_noise(7, 0, 0, 0, 3 * size);

@@ -225,6 +225,9 @@ struct DitReport {
     lengths: Lengths,
     seconds_per_song_median: f64,
     styles: Vec<StyleReport>,
+    /// In-scale share by the requested key's mode (modes the corpus barely holds are written
+    /// in a told key: `conditions::told_key`).
+    in_scale_by_mode: Vec<ModeScale>,
     features_inside_iqr: usize,
     features_compared: usize,
     diversity_seeds: u64,
@@ -233,6 +236,15 @@ struct DitReport {
     /// Shared bars by how many notes they hold: 1, 2, 3 or more.
     shared_lead_bars_by_notes: [usize; 3],
     seed_pairs_sharing_a_bar: usize,
+}
+
+/// How much of one mode's songs sits in the requested scale.
+#[derive(Clone, Debug, Default, Serialize)]
+struct ModeScale {
+    mode: String,
+    songs: usize,
+    pitched_notes: usize,
+    in_scale_ratio: f64,
 }
 
 /// `evaluate dit --lengths`.
@@ -314,6 +326,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         BTreeMap::new();
     let (mut tempo_exact, mut meter_exact, mut duration_exact) = (0, 0, 0);
     let mut times = Vec::new();
+    let mut by_mode: BTreeMap<Option<usize>, ModeScale> = BTreeMap::new();
     for index in 0..args.songs {
         let style = Style::ALL[index % Style::ALL.len()];
         let mut request = evaluation_request(index, style);
@@ -351,6 +364,19 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
             duration_exact += 1;
         }
         let features = song_features(&generation.song);
+        let mode = by_mode
+            .entry(
+                Mode::ALL
+                    .iter()
+                    .position(|&m| m == generation.plan.key.mode),
+            )
+            .or_insert_with(|| ModeScale {
+                mode: generation.plan.key.mode.name().into(),
+                ..ModeScale::default()
+            });
+        mode.songs += 1;
+        mode.pitched_notes += features.pitched_notes;
+        mode.in_scale_ratio += features.in_scale_ratio * features.pitched_notes as f64;
         let (row, grooves) = (feature_row(&features), stem_groove_row(&features));
         generated
             .entry(style)
@@ -439,6 +465,13 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         lengths: args.lengths,
         seconds_per_song_median: quartiles(&mut times)[1],
         styles,
+        in_scale_by_mode: by_mode
+            .into_values()
+            .map(|mut mode| {
+                mode.in_scale_ratio /= mode.pitched_notes.max(1) as f64;
+                mode
+            })
+            .collect(),
         features_inside_iqr: inside_total,
         features_compared: compared_total,
         diversity_seeds: args.diversity_seeds,
@@ -491,6 +524,19 @@ fn print_report(report: &DitReport) {
         report.songs,
         report.seconds_per_song_median
     );
+    let by_mode: Vec<String> = report
+        .in_scale_by_mode
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {:.2} % ({} songs)",
+                m.mode,
+                100.0 * m.in_scale_ratio,
+                m.songs
+            )
+        })
+        .collect();
+    println!("in scale by mode: {}", by_mode.join(", "));
     println!(
         "features inside the held-out interquartile range: {}/{}",
         report.features_inside_iqr, report.features_compared

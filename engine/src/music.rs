@@ -259,6 +259,13 @@ impl Key {
         midi - self.reference_tonic_midi()
     }
 
+    /// The fewest semitones that turn a pitch relative to this key into the same pitch class
+    /// relative to `other` (-6 < shift <= 6; register kept within a tritone).
+    pub fn shift_to(self, other: Key) -> i32 {
+        let up = (i32::from(self.tonic) - i32::from(other.tonic)).rem_euclid(12);
+        if up > 6 { up - 12 } else { up }
+    }
+
     /// Whether a key-relative pitch lies in this key's scale.
     pub fn contains_relative(self, relative: i32) -> bool {
         let pc = relative.rem_euclid(12) as u8;
@@ -867,6 +874,18 @@ pub struct ChordTrack {
 }
 
 impl ChordTrack {
+    /// The same chords with their key-relative roots told from key `from` in key `to`.
+    pub fn rekeyed(&self, from: Key, to: Key) -> ChordTrack {
+        let shift = from.shift_to(to).rem_euclid(12) as u8;
+        ChordTrack {
+            per_beat: self
+                .per_beat
+                .iter()
+                .map(|c| Chord::new(c.root + shift, c.quality))
+                .collect(),
+        }
+    }
+
     /// Chord sounding at a step of the song.
     pub fn at_step(&self, meter: Meter, step: u32) -> Option<Chord> {
         let beat = (step / meter.steps_per_beat()) as usize;
@@ -985,6 +1004,23 @@ pub struct Song {
 }
 
 impl Song {
+    /// The same music told in `key`: pitched notes and chords re-expressed relative to it
+    /// ([`Key::shift_to`]: every pitch class kept, the register within a tritone; a note the
+    /// shift takes out of its stem's range moves an octave back into it; drums untouched).
+    pub fn rekeyed(mut self, key: Key) -> Song {
+        let shift = self.key.shift_to(key);
+        self.chords = self.chords.rekeyed(self.key, key);
+        for track in &mut self.stems {
+            if track.stem.is_pitched() {
+                for note in &mut track.notes {
+                    note.pitch = track.stem.fold_into_range(note.pitch + shift);
+                }
+            }
+        }
+        self.key = key;
+        self
+    }
+
     pub fn steps(&self) -> u32 {
         self.bars * self.meter.steps_per_bar()
     }
@@ -1151,6 +1187,58 @@ mod tests {
                 velocity: 90
             }]
         );
+    }
+
+    #[test]
+    fn a_rekeyed_song_keeps_its_pitch_classes_drums_and_scale() {
+        let note = |pitch| Note {
+            start: 0,
+            duration: 4,
+            pitch,
+            velocity: 90,
+        };
+        let g_locrian = Key::new(7, Mode::Locrian);
+        let f_minor = Key::new(5, Mode::Minor);
+        let song = Song {
+            style: Style::Rock,
+            tempo_bpm: 120.0,
+            meter: Meter::FourFour,
+            key: g_locrian,
+            bars: 1,
+            sections: Vec::new(),
+            chords: ChordTrack {
+                per_beat: vec![Chord::new(0, ChordQuality::Diminished); 4],
+            },
+            stems: vec![
+                StemTrack {
+                    stem: Stem::Drums,
+                    instrument: Instrument::SubBass,
+                    notes: vec![note(0), note(3)],
+                },
+                StemTrack {
+                    stem: Stem::Lead,
+                    instrument: Instrument::SubBass,
+                    // The tonic, the flat fifth, and the flat seventh near the top of the lead's range.
+                    notes: vec![note(0), note(6), note(34)],
+                },
+            ],
+        };
+        let told = song.clone().rekeyed(f_minor);
+        assert_eq!(g_locrian.shift_to(f_minor), 2);
+        assert_eq!(told.key, f_minor);
+        assert_eq!(told.stems[0].notes, song.stems[0].notes, "drums untouched");
+        let lead: Vec<i32> = told.stems[1].notes.iter().map(|n| n.pitch).collect();
+        // G is F's second, Db its minor sixth; 36 leaves the range and folds to 24.
+        assert_eq!(lead, [2, 8, 24]);
+        assert!(lead.iter().all(|&p| f_minor.contains_relative(p)));
+        assert_eq!(
+            told.chords.per_beat[0],
+            Chord::new(2, ChordQuality::Diminished)
+        );
+        let back = told.rekeyed(g_locrian);
+        assert_eq!(back.chords, song.chords);
+        let back_lead: Vec<i32> = back.stems[1].notes.iter().map(|n| n.pitch).collect();
+        assert_eq!(back_lead, [0, 6, 22]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::compose::SongRng;
 use crate::compose::arranger::{choose_band, make_monophonic};
 use crate::generate::{ModelEntry, sha256_hex};
 use crate::model::autoencoder::{ONSET, PLANES};
-use crate::model::conditions::{BarConditions, SongConditions, bar_conditions};
+use crate::model::conditions::{BarConditions, SongConditions, bar_conditions, told_key};
 use crate::model::sampler::{SamplerSettings, Window};
 use crate::model::{BarAutoencoder, BarAutoencoderConfig, Denoiser, Dit, DitBatcher, DitConfig};
 use crate::music::{Song, Stem, StemTrack, Style};
@@ -436,7 +436,32 @@ pub fn decode_windows<B: Backend>(
 
 /// Writes every stem of the planned song with the models, thinking as `think` says (with
 /// `critic` judging and `guard` refusing copies, where given). Deterministic in `plan.seed`.
+///
+/// A key in a mode the corpus barely holds is written in its [`told_key`] (the same notes in
+/// a mode the models and the critic know) and given back in the requested key.
 pub fn write_song<B: Backend>(
+    models: &Models<B>,
+    plan: &Plan,
+    sheet: &LeadSheet,
+    settings: &WriterSettings,
+    thinking: &mut Thinking<'_>,
+) -> Result<Written, Error> {
+    let told = told_key(plan.key);
+    if told == plan.key {
+        return write_song_in_its_key(models, plan, sheet, settings, thinking);
+    }
+    let told_plan = Plan {
+        key: told,
+        ..plan.clone()
+    };
+    let mut written =
+        write_song_in_its_key(models, &told_plan, &sheet.rekeyed(told), settings, thinking)?;
+    written.song = written.song.rekeyed(plan.key);
+    written.song.chords = sheet.chords.clone();
+    Ok(written)
+}
+
+fn write_song_in_its_key<B: Backend>(
     models: &Models<B>,
     plan: &Plan,
     sheet: &LeadSheet,
@@ -608,6 +633,43 @@ pub(crate) mod tests {
             .unwrap();
             assert_ne!(other.song, written.song);
         }
+    }
+
+    #[test]
+    fn a_mode_the_corpus_lacks_is_written_in_its_told_key_and_given_back() {
+        use crate::music::{Key, Mode};
+        let models = tiny_models();
+        let request = Request {
+            bars: Some(9),
+            key: Some(Key::new(7, Mode::Locrian)),
+            seed: 3,
+            ..Request::default()
+        };
+        let mut planned = plan(&request).unwrap();
+        let sheet = lead_sheet(&mut planned);
+        let write = |plan: &Plan, sheet: &LeadSheet| {
+            write_song(
+                &models,
+                plan,
+                sheet,
+                &WriterSettings::default(),
+                &mut Thinking::none(),
+            )
+            .unwrap()
+            .song
+        };
+        let song = write(&planned, &sheet);
+        assert_eq!(song.key, planned.key);
+        assert_eq!(song.chords, sheet.chords);
+        let told = told_key(planned.key);
+        assert_eq!(told, Key::new(5, Mode::Minor));
+        let told_plan = Plan {
+            key: told,
+            ..planned.clone()
+        };
+        let in_told_key = write(&told_plan, &sheet.rekeyed(told));
+        assert_eq!(in_told_key.key, told);
+        assert_eq!(song, in_told_key.rekeyed(planned.key));
     }
 
     #[test]

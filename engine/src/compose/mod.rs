@@ -36,6 +36,18 @@ pub struct LeadSheet {
 }
 
 impl LeadSheet {
+    /// The same sheet told in `key` (see [`Song::rekeyed`](crate::music::Song::rekeyed)).
+    pub fn rekeyed(&self, key: Key) -> LeadSheet {
+        let shift = self.key.shift_to(key);
+        let mut sheet = self.clone();
+        sheet.chords = self.chords.rekeyed(self.key, key);
+        for note in &mut sheet.melody {
+            note.pitch += shift;
+        }
+        sheet.key = key;
+        sheet
+    }
+
     pub fn section_at(&self, bar: u32) -> Option<&Section> {
         self.sections
             .iter()

@@ -65,15 +65,34 @@ fn index_of<T: PartialEq>(all: &[T], value: &T) -> u8 {
 /// The mode the models are told. The corpus (docs/DATA.md) holds no locrian piece and only
 /// 10 phrygian and 14 lydian ones of 9 612, so those modes' embeddings were never shaped by
 /// training (the evaluations found every segment kept below the critic's threshold in a
-/// locrian song); they are told as the well-covered mode with the same third. The notes
-/// still follow the requested scale through the plan's chords, and the critic's harmony
-/// features read the requested key itself.
+/// locrian song); they are told as the well-covered mode with the same third. The writer
+/// goes further and moves such a request to its [`told_key`], so this folds only the corpus's
+/// few phrygian and lydian pieces (training) and any song the critic is asked to judge in
+/// such a key (`refrain score`).
 pub fn conditioning_mode(mode: Mode) -> Mode {
     match mode {
         Mode::Lydian => Mode::Major,
         Mode::Phrygian | Mode::Locrian => Mode::Minor,
         other => other,
     }
+}
+
+/// The key the writer tells the models for a requested key: the same seven notes named in a
+/// mode the corpus is full of. Lydian is a major scale from its fifth degree down, phrygian a
+/// minor scale from its fourth up, locrian a minor scale from its second down (G locrian has
+/// the notes of F minor). The writer works in that key and gives the requested key back on
+/// the written song; the plan's chords, re-expressed, keep the requested tonic as the home
+/// chord. Telling only the mode (the [`conditioning_mode`]) kept the tonic and changed one or
+/// two scale degrees: the models then wrote the natural minor's fifth in locrian songs, a
+/// note outside the requested scale.
+pub fn told_key(key: Key) -> Key {
+    let (tonic_up, mode) = match key.mode {
+        Mode::Lydian => (7, Mode::Major),
+        Mode::Phrygian => (5, Mode::Minor),
+        Mode::Locrian => (10, Mode::Minor),
+        _ => return key,
+    };
+    Key::new(key.tonic + tonic_up, mode)
 }
 
 impl SongConditions {
@@ -227,6 +246,39 @@ mod tests {
         }
     }
     use crate::music::Chord;
+
+    #[test]
+    fn a_told_key_has_the_requested_notes_in_a_mode_the_corpus_holds() {
+        let pitch_classes = |key: Key| -> Vec<u8> {
+            let mut pcs: Vec<u8> = (0..12)
+                .filter(|&pc| key.contains_relative(pc))
+                .map(|pc| (pc as u8 + key.tonic) % 12)
+                .collect();
+            pcs.sort_unstable();
+            pcs
+        };
+        for tonic in 0..12 {
+            for mode in Mode::ALL {
+                let key = Key::new(tonic, mode);
+                let told = told_key(key);
+                assert_eq!(
+                    pitch_classes(told),
+                    pitch_classes(key),
+                    "{key:?} told {told:?}"
+                );
+                assert_eq!(conditioning_mode(told.mode), told.mode, "{key:?}");
+                if matches!(mode, Mode::Lydian | Mode::Phrygian | Mode::Locrian) {
+                    assert_ne!(told.mode, mode);
+                } else {
+                    assert_eq!(told, key);
+                }
+            }
+        }
+        assert_eq!(
+            told_key(Key::new(7, Mode::Locrian)),
+            Key::new(5, Mode::Minor)
+        );
+    }
 
     #[test]
     fn every_index_fits_its_vocabulary() {

@@ -6,7 +6,7 @@
 //! and the song's (style, mood, key, meter, tempo).
 
 use refrain_engine::critic::Candidate;
-use refrain_engine::model::conditions::{SONG_FIELDS, SongConditions, bar_conditions};
+use refrain_engine::model::conditions::{SONG_FIELDS, SongConditions, bar_conditions, told_key};
 use refrain_engine::model::dit::TOKEN_FIELDS;
 use refrain_engine::model::sampler::Window;
 use refrain_engine::music::{DrumClass, Note, Song, Stem};
@@ -174,9 +174,18 @@ pub fn stem_bar_features(
     f
 }
 
-/// Builds the critic's input for a candidate.
+/// Builds the critic's input for a candidate. A song in a mode the corpus lacks is read in
+/// its told key, as the writer writes it (`conditions::told_key`), so `refrain score` judges
+/// a song the way generation did.
 pub fn critic_input(candidate: &Candidate) -> CriticInput {
-    let song = &candidate.song;
+    let told = told_key(candidate.song.key);
+    let rekeyed;
+    let song = if told == candidate.song.key {
+        &candidate.song
+    } else {
+        rekeyed = candidate.song.clone().rekeyed(told);
+        &rekeyed
+    };
     let bars = song.bars as usize;
     let steps = song.meter.steps_per_bar();
     let stems = Stem::ALL.len();
@@ -248,6 +257,45 @@ mod tests {
             pitch: class.index(),
             velocity: 100,
         }
+    }
+
+    #[test]
+    fn a_song_in_a_mode_the_corpus_lacks_is_read_in_its_told_key() {
+        use refrain_engine::model::conditions::told_key;
+        use refrain_engine::music::{Chord, ChordQuality, ChordTrack, Instrument, StemTrack};
+        let mut locrian = song();
+        locrian.key = Key::new(11, Mode::Locrian);
+        locrian.chords = ChordTrack {
+            per_beat: vec![Chord::new(0, ChordQuality::Diminished); 4],
+        };
+        let mut lead = StemTrack::new(Stem::Lead, Instrument::SubBass);
+        lead.notes = [0, 1, 3, 6]
+            .iter()
+            .enumerate()
+            .map(|(i, &pitch)| Note {
+                start: 4 * i as u32,
+                duration: 4,
+                pitch,
+                velocity: 90,
+            })
+            .collect();
+        locrian.stems.push(lead);
+        let input = |song: &Song| {
+            critic_input(&Candidate {
+                song: song.clone(),
+                mood: refrain_engine::music::Mood::ALL[0],
+                written: 0..1,
+            })
+        };
+        let told = locrian.clone().rekeyed(told_key(locrian.key));
+        assert_eq!(told.key, Key::new(9, Mode::Minor));
+        assert_eq!(input(&locrian), input(&told));
+        // Every note of B locrian is in A minor's scale, as the critic reads it.
+        let lead_token = Stem::ALL.iter().position(|&s| s == Stem::Lead).unwrap();
+        assert_eq!(
+            input(&told).features[lead_token * FEATURES + scalar::IN_SCALE],
+            1.0
+        );
     }
 
     #[test]

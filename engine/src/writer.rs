@@ -457,7 +457,6 @@ pub fn write_song<B: Backend>(
     let mut written =
         write_song_in_its_key(models, &told_plan, &sheet.rekeyed(told), settings, thinking)?;
     written.song = written.song.rekeyed(plan.key);
-    written.song.chords = sheet.chords.clone();
     Ok(written)
 }
 

@@ -326,7 +326,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         BTreeMap::new();
     let (mut tempo_exact, mut meter_exact, mut duration_exact) = (0, 0, 0);
     let mut times = Vec::new();
-    let mut by_mode: BTreeMap<Option<usize>, ModeScale> = BTreeMap::new();
+    let mut by_mode: BTreeMap<usize, ModeScale> = BTreeMap::new();
     for index in 0..args.songs {
         let style = Style::ALL[index % Style::ALL.len()];
         let mut request = evaluation_request(index, style);
@@ -365,11 +365,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         }
         let features = song_features(&generation.song);
         let mode = by_mode
-            .entry(
-                Mode::ALL
-                    .iter()
-                    .position(|&m| m == generation.plan.key.mode),
-            )
+            .entry(generation.plan.key.mode as usize)
             .or_insert_with(|| ModeScale {
                 mode: generation.plan.key.mode.name().into(),
                 ..ModeScale::default()

@@ -65,10 +65,9 @@ fn index_of<T: PartialEq>(all: &[T], value: &T) -> u8 {
 /// The mode the models are told. The corpus (docs/DATA.md) holds no locrian piece and only
 /// 10 phrygian and 14 lydian ones of 9 612, so those modes' embeddings were never shaped by
 /// training (the evaluations found every segment kept below the critic's threshold in a
-/// locrian song); they are told as the well-covered mode with the same third. The writer
-/// goes further and moves such a request to its [`told_key`], so this folds only the corpus's
-/// few phrygian and lydian pieces (training) and any song the critic is asked to judge in
-/// such a key (`refrain score`).
+/// locrian song); they are told as the well-covered mode with the same third. The writer and
+/// the critic's reader go further and move such a key to its [`told_key`], so this folds
+/// only the corpus's few phrygian and lydian pieces when the models train.
 pub fn conditioning_mode(mode: Mode) -> Mode {
     match mode {
         Mode::Lydian => Mode::Major,
@@ -78,9 +77,9 @@ pub fn conditioning_mode(mode: Mode) -> Mode {
 }
 
 /// The key the writer tells the models for a requested key: the same seven notes named in a
-/// mode the corpus is full of. Lydian is a major scale from its fifth degree down, phrygian a
-/// minor scale from its fourth up, locrian a minor scale from its second down (G locrian has
-/// the notes of F minor). The writer works in that key and gives the requested key back on
+/// mode the corpus is full of. Lydian has the notes of the major key a fifth above (F lydian,
+/// C major), phrygian those of the minor key a fourth above (E phrygian, A minor), locrian
+/// those of the minor key a tone below (G locrian, F minor). The writer works in that key and gives the requested key back on
 /// the written song; the plan's chords, re-expressed, keep the requested tonic as the home
 /// chord. Telling only the mode (the [`conditioning_mode`]) kept the tonic and changed one or
 /// two scale degrees: the models then wrote the natural minor's fifth in locrian songs, a

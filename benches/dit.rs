@@ -81,6 +81,7 @@ fn dit_training_step(c: &mut Criterion) {
     use refrain_engine::model::{BarAutoencoder, DitConfig};
     use refrain_engine::train::dit::{DitTrainingConfig, optimizer, train_step};
     use refrain_engine::train::latents::{LatentSet, cumulative_windows, training_batch};
+    use refrain_engine::train::onset_term::OnsetTerm;
 
     let ae_path = writer::default_assets_dir().join(writer::AUTOENCODER_FILE);
     let (ae_config, autoencoder) =
@@ -120,27 +121,37 @@ fn dit_training_step(c: &mut Criterion) {
         name: &str,
         config: &DitTrainingConfig,
         batch: &refrain_engine::train::latents::WindowBatch,
+        ae_path: &std::path::Path,
     ) {
         let device = B::Device::default();
-        let mut model = config.model.init_seeded::<B>(&device, 0);
-        let mut optimizer = optimizer::<B>(config);
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let (next, loss) = train_step(
-                    model.clone(),
-                    &mut optimizer,
-                    &config.model,
-                    batch,
-                    1e-4,
-                    &device,
-                );
-                model = next;
-                loss
-            })
-        });
+        let (ae_config, autoencoder) =
+            BarAutoencoder::<B>::load_file(ae_path, &device).expect("weights");
+        let term = OnsetTerm::new(autoencoder, &ae_config);
+        for (label, onsets) in [
+            (name.to_string(), None),
+            (format!("{name} + decoded onsets"), Some((&term, 1.0))),
+        ] {
+            let mut model = config.model.init_seeded::<B>(&device, 0);
+            let mut optimizer = optimizer::<B>(config);
+            group.bench_function(label, |b| {
+                b.iter(|| {
+                    let (next, loss) = train_step(
+                        model.clone(),
+                        &mut optimizer,
+                        &config.model,
+                        batch,
+                        onsets,
+                        1e-4,
+                        &device,
+                    );
+                    model = next;
+                    loss
+                })
+            });
+        }
     }
-    bench_backend::<Autodiff<Flex>>(&mut group, "flex", &config, &batch);
-    bench_backend::<Autodiff<NdArray>>(&mut group, "ndarray", &config, &batch);
+    bench_backend::<Autodiff<Flex>>(&mut group, "flex", &config, &batch, &ae_path);
+    bench_backend::<Autodiff<NdArray>>(&mut group, "ndarray", &config, &batch, &ae_path);
     group.finish();
 }
 

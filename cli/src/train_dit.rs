@@ -6,9 +6,12 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::generate::sha256_hex;
-use refrain_engine::model::{BarAutoencoder, DitConfig};
-use refrain_engine::train::dit::{DIT_WEIGHTS_FILE, DitSummary, DitTrainingConfig, train_dit};
+use refrain_engine::model::{BarAutoencoder, Dit, DitConfig};
+use refrain_engine::train::dit::{
+    DIT_WEIGHTS_FILE, DitStart, DitSummary, DitTrainingConfig, train_dit,
+};
 use refrain_engine::train::latents::LatentSet;
+use refrain_engine::train::onset_term::OnsetTerm;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -57,6 +60,16 @@ pub struct TrainDitArgs {
     /// times as often as the arranged tunes' windows; may change on --resume.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
     own_song_repeat: u64,
+    /// Start from these DiT weights instead of a seeded initialisation (a fine-tune): the
+    /// file's architecture and latent normalisation are kept (--d-model, --layers and
+    /// --heads are ignored), its onset calibration is dropped (calibrate the result again).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Weight of the decoded-onset term: the bar autoencoder's decoder reads the predicted
+    /// clean tokens and their onsets are scored against the real bars' (weighted by 1 - t).
+    /// 0 trains on the flow loss alone.
+    #[arg(long, default_value_t = 0.0)]
+    onset_loss_weight: f32,
     /// Fit the run to a wall-time budget instead of --steps: time a short probe on this
     /// machine, then train for as many steps as fit in what is left (printed and kept in the
     /// run's config, so `--steps N` with that N repeats the run exactly).
@@ -114,23 +127,48 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
         set.pieces.len(),
         set.latent_dim
     );
-    let config = DitTrainingConfig::new(
-        DitConfig::new()
-            .with_latent_dim(ae_config.latent_dim)
-            .with_d_model(args.d_model)
-            .with_layers(args.layers)
-            .with_heads(args.heads)
-            .with_latent_mean(mean)
-            .with_latent_std(std),
-    )
-    .with_steps(args.steps)
-    .with_batch(args.batch)
-    .with_window_bars(args.window_bars)
-    .with_seed(args.seed)
-    .with_learning_rate(args.learning_rate)
-    .with_eval_every(args.eval_every)
-    .with_checkpoint_every(args.checkpoint_every)
-    .with_own_song_repeat(args.own_song_repeat);
+    let (model, init_from) = match &args.init_from {
+        Some(path) => {
+            let (from, _) = Dit::<burn::backend::Flex>::load_safetensors(path, &device)?;
+            if from.latent_dim != ae_config.latent_dim {
+                bail!(
+                    "{} writes {}-dimensional latents, {} reads {}",
+                    path.display(),
+                    from.latent_dim,
+                    args.autoencoder.display(),
+                    ae_config.latent_dim
+                );
+            }
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let uncalibrated = from
+                .with_onset_shift(Vec::new())
+                .with_onset_shift_by_style(Vec::new());
+            let record = format!("{} (sha256 {})", path.display(), sha256_hex(&bytes));
+            (uncalibrated, Some(record))
+        }
+        None => (
+            DitConfig::new()
+                .with_latent_dim(ae_config.latent_dim)
+                .with_d_model(args.d_model)
+                .with_layers(args.layers)
+                .with_heads(args.heads)
+                .with_latent_mean(mean)
+                .with_latent_std(std),
+            None,
+        ),
+    };
+    let config = DitTrainingConfig::new(model)
+        .with_steps(args.steps)
+        .with_batch(args.batch)
+        .with_window_bars(args.window_bars)
+        .with_seed(args.seed)
+        .with_learning_rate(args.learning_rate)
+        .with_eval_every(args.eval_every)
+        .with_checkpoint_every(args.checkpoint_every)
+        .with_own_song_repeat(args.own_song_repeat)
+        .with_onset_loss_weight(args.onset_loss_weight)
+        .with_init_from(init_from);
     let config = match args.minutes {
         Some(minutes) => {
             let steps = steps_for_budget(minutes, started, &config, &set, &ae_sha, &args)?;
@@ -193,7 +231,7 @@ fn steps_for_budget(
     ));
     let seconds_per_step = crate::backend::on_training_backend!(
         args.backend,
-        probe_on(&probe, set, ae_sha, &probe_dir)
+        probe_on(&probe, set, ae_sha, &probe_dir, args)
     )?;
     timing.finish_and_clear();
     std::fs::remove_dir_all(&probe_dir)
@@ -215,20 +253,51 @@ fn steps_for_budget(
     Ok(steps)
 }
 
+/// What `train_dit` starts from on backend `B`: the --init-from weights and the frozen
+/// decoder for the decoded-onset term, where asked for.
+struct LoadedStart<B: burn::tensor::backend::Backend> {
+    initial: Option<Dit<B>>,
+    onsets: Option<OnsetTerm<B>>,
+}
+
+fn loaded_start<B: burn::tensor::backend::Backend>(
+    config: &DitTrainingConfig,
+    args: &TrainDitArgs,
+) -> Result<LoadedStart<B>> {
+    let device = B::Device::default();
+    let initial = match &args.init_from {
+        Some(path) => Some(Dit::<B>::load_safetensors(path, &device)?.1),
+        None => None,
+    };
+    let onsets = if config.onset_loss_weight > 0.0 {
+        let (ae_config, autoencoder) = BarAutoencoder::<B>::load_file(&args.autoencoder, &device)?;
+        Some(OnsetTerm::new(autoencoder, &ae_config))
+    } else {
+        None
+    };
+    Ok(LoadedStart { initial, onsets })
+}
+
 fn probe_on<B: burn::tensor::backend::AutodiffBackend>(
     config: &DitTrainingConfig,
     set: &LatentSet,
     ae_sha: &str,
     out: &std::path::Path,
+    args: &TrainDitArgs,
 ) -> Result<f64> {
     let timed_from = config.steps / 2;
     let mut marks = (None, None);
+    let LoadedStart { initial, onsets } = loaded_start::<B>(config, args)?;
     train_dit::<B>(
         config,
         set,
         ae_sha,
         out,
         false,
+        DitStart {
+            initial,
+            onsets: onsets.as_ref(),
+        },
         &B::Device::default(),
         &mut |progress| {
             if progress.step == timed_from {
@@ -254,12 +323,17 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
     args: &TrainDitArgs,
 ) -> Result<DitSummary> {
     let mut bar = crate::TrainingBar::new(config.steps);
+    let LoadedStart { initial, onsets } = loaded_start::<B>(config, args)?;
     let summary = train_dit::<B>(
         config,
         set,
         ae_sha,
         &args.out,
         args.resume,
+        DitStart {
+            initial,
+            onsets: onsets.as_ref(),
+        },
         &B::Device::default(),
         &mut |progress| {
             let evaluation = progress.evaluation.map(|e| {

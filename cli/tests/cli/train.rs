@@ -170,7 +170,7 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
 }
 
 #[test]
-fn train_dit_fits_its_steps_to_a_wall_time_budget() {
+fn train_dit_fits_its_steps_to_a_wall_time_budget_and_fine_tunes_its_result() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     small_dataset(&data);
@@ -229,4 +229,69 @@ fn train_dit_fits_its_steps_to_a_wall_time_budget() {
     assert!(config.contains(&format!("\"steps\": {steps}")), "{config}");
     assert!(run.join("dit.safetensors").is_file());
     assert!(!run.join("probe").exists(), "the probe run is removed");
+
+    // A fine-tune of that run with the decoded-onset term: it keeps the file's architecture
+    // (the --d-model etc. given are ignored) and records where it started.
+    let start = run.join("dit.safetensors");
+    let tune = |out: &str, more: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "train",
+            "dit",
+            "--data",
+            data.to_str().unwrap(),
+            "--autoencoder",
+            autoencoder.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--backend",
+            "flex",
+            "--batch",
+            "4",
+            "--window-bars",
+            "4",
+            "--steps",
+            "6",
+            "--eval-every",
+            "3",
+        ];
+        args.extend_from_slice(more);
+        (refrain(&args), out)
+    };
+    let (tuned, out) = tune(
+        "tuned",
+        &[
+            "--init-from",
+            start.to_str().unwrap(),
+            "--onset-loss-weight",
+            "1",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&tuned.stderr);
+    assert!(tuned.status.success(), "{stderr}");
+    let config = std::fs::read_to_string(out.join("training.json")).unwrap();
+    assert!(config.contains("\"onset_loss_weight\": 1.0"), "{config}");
+    assert!(config.contains("sha256"), "{config}");
+    assert!(config.contains("\"d_model\": 16"), "{config}");
+    assert!(out.join("dit.safetensors").is_file());
+
+    for (name, more, words) in [
+        (
+            "missing",
+            vec!["--init-from", "no/such/dit.safetensors"],
+            "no/such/dit.safetensors",
+        ),
+        (
+            "negative",
+            vec!["--onset-loss-weight=-1"],
+            "onset loss weight",
+        ),
+    ] {
+        let (refused, out) = tune(name, &more);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{name}");
+        assert!(stderr.contains(words), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(!out.join("dit.safetensors").exists(), "{name}");
+    }
 }

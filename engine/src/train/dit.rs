@@ -8,6 +8,7 @@ use super::latents::{
     LatentSet, MaskingConfig, WindowBatch, cumulative_windows, training_batch,
     weighted_cumulative_windows,
 };
+use super::onset_term::OnsetTerm;
 use super::{open_log, start_or_resume, warmup_cosine, write_json};
 use crate::Error;
 use crate::dataset::Split;
@@ -60,6 +61,15 @@ pub struct DitTrainingConfig {
     /// drawn this many times as often as the arranged tunes' windows.
     #[config(default = 1)]
     pub own_song_repeat: u64,
+    /// Weight of the decoded-onset term (`OnsetTerm`): the bar autoencoder's decoder reads
+    /// the predicted clean tokens and its onset logits are scored against the real bars'.
+    /// 0 trains on the flow loss alone.
+    #[config(default = 0.0)]
+    pub onset_loss_weight: f32,
+    /// DiT weights the run starts from (a fine-tune) instead of a seeded initialisation;
+    /// recorded with the file's sha256.
+    #[config(default = "None")]
+    pub init_from: Option<String>,
 }
 
 impl DitTrainingConfig {
@@ -170,17 +180,29 @@ fn masked_mse<B: Backend>(
     ((prediction - target).powi_scalar(2) * generate).sum() / count
 }
 
-/// One optimiser step; returns the model and the batch's loss.
+/// One optimiser step; returns the model and the batch's loss (the flow loss, plus the
+/// decoded-onset term times `onset_weight` where `onsets` is given).
+#[allow(clippy::too_many_arguments)]
 pub fn train_step<B: AutodiffBackend>(
     model: Dit<B>,
     optimizer: &mut ModelOptimizer<Dit<B>, B>,
     config: &DitConfig,
     batch: &WindowBatch,
+    onsets: Option<(&OnsetTerm<B>, f32)>,
     learning_rate: f64,
     device: &B::Device,
 ) -> (Dit<B>, f32) {
     let (input, target, generate) = batch_tensors::<B>(config, batch, device);
-    let loss = masked_mse(model.forward(input), target, generate);
+    let noisy = input.tokens.clone();
+    let t = input.time.clone().reshape([batch.windows, 1, 1]);
+    let velocity = model.forward(input);
+    let mut loss = masked_mse(velocity.clone(), target, generate);
+    if let Some((term, weight)) = onsets {
+        let clean =
+            Tensor::<B, 3>::from_data(TensorData::new(batch.clean.clone(), noisy.dims()), device);
+        let predicted = noisy - velocity * t;
+        loss = loss + term.loss(config, batch, predicted, clean) * weight;
+    }
     let value: f32 = loss.clone().into_scalar().elem();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     (optimizer.step(learning_rate, model, grads), value)
@@ -283,18 +305,50 @@ pub fn evaluate<B: Backend>(
     })
 }
 
+/// How a run starts: from a seeded initialisation, or from these weights (`init_from`).
+/// The decoded-onset term needs the bar autoencoder (`onsets`) when its weight is above 0.
+pub struct DitStart<'a, B: Backend> {
+    pub initial: Option<Dit<B>>,
+    pub onsets: Option<&'a OnsetTerm<B>>,
+}
+
+impl<B: Backend> Default for DitStart<'_, B> {
+    fn default() -> Self {
+        DitStart {
+            initial: None,
+            onsets: None,
+        }
+    }
+}
+
 /// Trains (or resumes) a DiT run in `out` on `set`. `progress` sees every step and may stop
 /// the run by returning false (a checkpoint is written; `--resume` continues it).
+#[allow(clippy::too_many_arguments)]
 pub fn train_dit<B: AutodiffBackend>(
     config: &DitTrainingConfig,
     set: &LatentSet,
     autoencoder_sha256: &str,
     out: &Path,
     resume: bool,
+    start: DitStart<'_, B>,
     device: &B::Device,
     progress: &mut dyn FnMut(&DitProgress) -> bool,
 ) -> Result<DitSummary, Error> {
     config.model.validate()?;
+    let onsets = match (config.onset_loss_weight, start.onsets) {
+        (w, _) if !(w.is_finite() && w >= 0.0) => {
+            return Err(Error::Model(format!(
+                "the onset loss weight must be 0 or more, not {w}"
+            )));
+        }
+        (0.0, _) => None,
+        (w, Some(term)) => Some((term, w)),
+        (_, None) => {
+            return Err(Error::Model(
+                "the decoded-onset term needs the bar autoencoder".into(),
+            ));
+        }
+    };
     if config.batch == 0 || config.eval_every == 0 || config.checkpoint_every == 0 {
         return Err(Error::Model(
             "batch, eval_every and checkpoint_every must be at least 1".into(),
@@ -323,7 +377,9 @@ pub fn train_dit<B: AutodiffBackend>(
         DIT_CONFIG_FILE,
         DitTrainingConfig::resumes,
         resume,
-        config.model.init_seeded::<B>(device, config.seed),
+        start
+            .initial
+            .unwrap_or_else(|| config.model.init_seeded::<B>(device, config.seed)),
         optimizer::<B>(config),
         device,
     )?;
@@ -359,6 +415,7 @@ pub fn train_dit<B: AutodiffBackend>(
             &mut optimizer,
             &config.model,
             &batch,
+            onsets,
             learning_rate,
             device,
         );
@@ -517,12 +574,20 @@ mod tests {
         let straight = dir.path().join("straight");
         let config = tiny_config(&set, 300);
         let mut first_loss = None;
-        let summary =
-            train_dit::<Training>(&config, &set, "none", &straight, false, &device, &mut |p| {
+        let summary = train_dit::<Training>(
+            &config,
+            &set,
+            "none",
+            &straight,
+            false,
+            DitStart::default(),
+            &device,
+            &mut |p| {
                 first_loss.get_or_insert(p.train_loss);
                 true
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
         let evaluation = summary.last_evaluation.unwrap();
         assert!(
             evaluation.clean_mse < evaluation.baseline_clean_mse,
@@ -538,26 +603,50 @@ mod tests {
             "none",
             &straight,
             false,
+            DitStart::default(),
             &device,
             &mut |_| true,
         )
         .unwrap();
         let split = dir.path().join("split");
-        let stopped =
-            train_dit::<Training>(&config, &set, "none", &split, false, &device, &mut |p| {
-                p.step < 17
-            })
-            .unwrap();
+        let stopped = train_dit::<Training>(
+            &config,
+            &set,
+            "none",
+            &split,
+            false,
+            DitStart::default(),
+            &device,
+            &mut |p| p.step < 17,
+        )
+        .unwrap();
         assert_eq!(stopped.steps, 17);
         assert!(!split.join(DIT_WEIGHTS_FILE).exists());
         assert!(
-            train_dit::<Training>(&config, &set, "none", &split, false, &device, &mut |_| true)
-                .is_err(),
+            train_dit::<Training>(
+                &config,
+                &set,
+                "none",
+                &split,
+                false,
+                DitStart::default(),
+                &device,
+                &mut |_| true
+            )
+            .is_err(),
             "an existing run needs --resume"
         );
-        let resumed =
-            train_dit::<Training>(&config, &set, "none", &split, true, &device, &mut |_| true)
-                .unwrap();
+        let resumed = train_dit::<Training>(
+            &config,
+            &set,
+            "none",
+            &split,
+            true,
+            DitStart::default(),
+            &device,
+            &mut |_| true,
+        )
+        .unwrap();
         assert_eq!(resumed.resumed_from, 17);
         let batch = &evaluation_batches(&set, &config).unwrap()[0];
         let outputs = |run: &Path| {

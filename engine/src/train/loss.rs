@@ -29,7 +29,7 @@ pub struct ReconstructionLoss<B: Backend> {
 }
 
 /// Weighted binary cross-entropy from logits, averaged over the mask.
-fn masked_bce<B: Backend>(
+pub(crate) fn masked_bce<B: Backend>(
     logits: Tensor<B, 4>,
     target: Tensor<B, 4>,
     mask: Tensor<B, 4>,

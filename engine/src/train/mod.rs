@@ -13,6 +13,7 @@ pub mod dit;
 pub mod latents;
 pub mod loss;
 pub mod metrics;
+pub mod onset_term;
 
 use crate::Error;
 use crate::model::{BarAutoencoder, BarAutoencoderConfig, BarGrid};

@@ -2,8 +2,8 @@
 //! decoded by the bar autoencoder (no critic, no rendering): 8 Euler steps unguided (the
 //! default) on flex (what generation uses) and on ndarray, and with guidance 2 (16 model
 //! evaluations per segment) on flex, side by side; the real-time factor is 180 s over the
-//! median. Also one
-//! training step at the shipped size on flex and on ndarray, side by side.
+//! median. Also one training step at the shipped size on flex and on ndarray, side by side,
+//! on the flow loss alone and with the decoded terms.
 //! Run: `cargo bench -p refrain-benches --bench dit`.
 
 // The shipped binary's allocator (cli/src/main.rs), so the bench measures what it runs.
@@ -79,9 +79,9 @@ fn dit_training_step(c: &mut Criterion) {
     use burn::backend::Autodiff;
     use refrain_engine::dataset::{Split, own_song_pieces};
     use refrain_engine::model::{BarAutoencoder, DitConfig};
+    use refrain_engine::train::decoded_terms::{DecodedTerms, DecodedWeights};
     use refrain_engine::train::dit::{DitTrainingConfig, optimizer, train_step};
     use refrain_engine::train::latents::{LatentSet, cumulative_windows, training_batch};
-    use refrain_engine::train::onset_term::OnsetTerm;
 
     let ae_path = writer::default_assets_dir().join(writer::AUTOENCODER_FILE);
     let (ae_config, autoencoder) =
@@ -126,10 +126,22 @@ fn dit_training_step(c: &mut Criterion) {
         let device = B::Device::default();
         let (ae_config, autoencoder) =
             BarAutoencoder::<B>::load_file(ae_path, &device).expect("weights");
-        let term = OnsetTerm::new(autoencoder, &ae_config);
-        for (label, onsets) in [
+        let terms = DecodedTerms::new(autoencoder, &ae_config);
+        let onset = DecodedWeights {
+            onset: 1.0,
+            groove: 0.0,
+        };
+        let both = DecodedWeights {
+            onset: 1.0,
+            groove: 1.0,
+        };
+        for (label, decoded) in [
             (name.to_string(), None),
-            (format!("{name} + decoded onsets"), Some((&term, 1.0))),
+            (format!("{name} + decoded onsets"), Some((&terms, onset))),
+            (
+                format!("{name} + decoded onsets and groove"),
+                Some((&terms, both)),
+            ),
         ] {
             let mut model = config.model.init_seeded::<B>(&device, 0);
             let mut optimizer = optimizer::<B>(config);
@@ -140,7 +152,7 @@ fn dit_training_step(c: &mut Criterion) {
                         &mut optimizer,
                         &config.model,
                         batch,
-                        onsets,
+                        decoded,
                         1e-4,
                         &device,
                     );

@@ -7,11 +7,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::generate::sha256_hex;
 use refrain_engine::model::{BarAutoencoder, Dit, DitConfig};
+use refrain_engine::train::decoded_terms::DecodedTerms;
 use refrain_engine::train::dit::{
     DIT_WEIGHTS_FILE, DitStart, DitSummary, DitTrainingConfig, train_dit,
 };
 use refrain_engine::train::latents::LatentSet;
-use refrain_engine::train::onset_term::OnsetTerm;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -67,9 +67,14 @@ pub struct TrainDitArgs {
     init_from: Option<PathBuf>,
     /// Weight of the decoded-onset term: the bar autoencoder's decoder reads the predicted
     /// clean tokens and their onsets are scored against the real bars' (weighted by 1 - t).
-    /// 0 trains on the flow loss alone.
+    /// 0 leaves it out.
     #[arg(long, default_value_t = 0.0)]
     onset_loss_weight: f32,
+    /// Weight of the decoded-groove term: for each stem, each pair of neighbouring bars'
+    /// decoded onset-step similarity (the groove consistency of `evaluate dit`) is compared
+    /// with the real pair's (weighted by 1 - t). 0 leaves it out.
+    #[arg(long, default_value_t = 0.0)]
+    groove_loss_weight: f32,
     /// Fit the run to a wall-time budget instead of --steps: time a short probe on this
     /// machine, then train for as many steps as fit in what is left (printed and kept in the
     /// run's config, so `--steps N` with that N repeats the run exactly).
@@ -168,6 +173,7 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
         .with_checkpoint_every(args.checkpoint_every)
         .with_own_song_repeat(args.own_song_repeat)
         .with_onset_loss_weight(args.onset_loss_weight)
+        .with_groove_loss_weight(args.groove_loss_weight)
         .with_init_from(init_from);
     let config = match args.minutes {
         Some(minutes) => {
@@ -254,10 +260,10 @@ fn steps_for_budget(
 }
 
 /// What `train_dit` starts from on backend `B`: the --init-from weights and the frozen
-/// decoder for the decoded-onset term, where asked for.
+/// decoder for the decoded onset and groove terms, where asked for.
 struct LoadedStart<B: burn::tensor::backend::Backend> {
     initial: Option<Dit<B>>,
-    onsets: Option<OnsetTerm<B>>,
+    decoded: Option<DecodedTerms<B>>,
 }
 
 fn loaded_start<B: burn::tensor::backend::Backend>(
@@ -269,13 +275,13 @@ fn loaded_start<B: burn::tensor::backend::Backend>(
         Some(path) => Some(Dit::<B>::load_safetensors(path, &device)?.1),
         None => None,
     };
-    let onsets = if config.onset_loss_weight > 0.0 {
+    let decoded = if config.decoded_weights()?.is_some() {
         let (ae_config, autoencoder) = BarAutoencoder::<B>::load_file(&args.autoencoder, &device)?;
-        Some(OnsetTerm::new(autoencoder, &ae_config))
+        Some(DecodedTerms::new(autoencoder, &ae_config))
     } else {
         None
     };
-    Ok(LoadedStart { initial, onsets })
+    Ok(LoadedStart { initial, decoded })
 }
 
 fn probe_on<B: burn::tensor::backend::AutodiffBackend>(
@@ -287,7 +293,7 @@ fn probe_on<B: burn::tensor::backend::AutodiffBackend>(
 ) -> Result<f64> {
     let timed_from = config.steps / 2;
     let mut marks = (None, None);
-    let LoadedStart { initial, onsets } = loaded_start::<B>(config, args)?;
+    let LoadedStart { initial, decoded } = loaded_start::<B>(config, args)?;
     train_dit::<B>(
         config,
         set,
@@ -296,7 +302,7 @@ fn probe_on<B: burn::tensor::backend::AutodiffBackend>(
         false,
         DitStart {
             initial,
-            onsets: onsets.as_ref(),
+            decoded: decoded.as_ref(),
         },
         &B::Device::default(),
         &mut |progress| {
@@ -323,7 +329,7 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
     args: &TrainDitArgs,
 ) -> Result<DitSummary> {
     let mut bar = crate::TrainingBar::new(config.steps);
-    let LoadedStart { initial, onsets } = loaded_start::<B>(config, args)?;
+    let LoadedStart { initial, decoded } = loaded_start::<B>(config, args)?;
     let summary = train_dit::<B>(
         config,
         set,
@@ -332,7 +338,7 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
         args.resume,
         DitStart {
             initial,
-            onsets: onsets.as_ref(),
+            decoded: decoded.as_ref(),
         },
         &B::Device::default(),
         &mut |progress| {

@@ -265,12 +265,15 @@ fn train_dit_fits_its_steps_to_a_wall_time_budget_and_fine_tunes_its_result() {
             start.to_str().unwrap(),
             "--onset-loss-weight",
             "1",
+            "--groove-loss-weight",
+            "1",
         ],
     );
     let stderr = String::from_utf8_lossy(&tuned.stderr);
     assert!(tuned.status.success(), "{stderr}");
     let config = std::fs::read_to_string(out.join("training.json")).unwrap();
     assert!(config.contains("\"onset_loss_weight\": 1.0"), "{config}");
+    assert!(config.contains("\"groove_loss_weight\": 1.0"), "{config}");
     assert!(config.contains("sha256"), "{config}");
     assert!(config.contains("\"d_model\": 16"), "{config}");
     assert!(out.join("dit.safetensors").is_file());
@@ -285,6 +288,11 @@ fn train_dit_fits_its_steps_to_a_wall_time_budget_and_fine_tunes_its_result() {
             "negative",
             vec!["--onset-loss-weight=-1"],
             "onset loss weight",
+        ),
+        (
+            "not a number",
+            vec!["--groove-loss-weight=NaN"],
+            "groove loss weight",
         ),
     ] {
         let (refused, out) = tune(name, &more);

@@ -4,11 +4,11 @@
 //! log, checkpoints and exact resume (a batch is a function of (seed, step)).
 
 use super::checkpoint::{self, ModelOptimizer};
+use super::decoded_terms::{DecodedTerms, DecodedWeights};
 use super::latents::{
     LatentSet, MaskingConfig, WindowBatch, cumulative_windows, training_batch,
     weighted_cumulative_windows,
 };
-use super::onset_term::OnsetTerm;
 use super::{open_log, start_or_resume, warmup_cosine, write_json};
 use crate::Error;
 use crate::dataset::Split;
@@ -61,11 +61,15 @@ pub struct DitTrainingConfig {
     /// drawn this many times as often as the arranged tunes' windows.
     #[config(default = 1)]
     pub own_song_repeat: u64,
-    /// Weight of the decoded-onset term (`OnsetTerm`): the bar autoencoder's decoder reads
-    /// the predicted clean tokens and its onset logits are scored against the real bars'.
-    /// 0 trains on the flow loss alone.
+    /// Weight of the decoded-onset term (`DecodedTerms`): the bar autoencoder's decoder
+    /// reads the predicted clean tokens and its onset logits are scored against the real
+    /// bars'. 0 leaves it out.
     #[config(default = 0.0)]
     pub onset_loss_weight: f32,
+    /// Weight of the decoded-groove term (`DecodedTerms`): each pair of neighbouring bars'
+    /// decoded onset-step similarity against the real pair's. 0 leaves it out.
+    #[config(default = 0.0)]
+    pub groove_loss_weight: f32,
     /// DiT weights the run starts from (a fine-tune) instead of a seeded initialisation;
     /// recorded with the file's sha256.
     #[config(default = "None")]
@@ -73,6 +77,29 @@ pub struct DitTrainingConfig {
 }
 
 impl DitTrainingConfig {
+    /// The decoded terms' weights, or None where both are 0 (the flow loss alone); a
+    /// negative or non-finite weight is an error.
+    pub fn decoded_weights(&self) -> Result<Option<DecodedWeights>, Error> {
+        for (name, w) in [
+            ("onset", self.onset_loss_weight),
+            ("groove", self.groove_loss_weight),
+        ] {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(Error::Model(format!(
+                    "the {name} loss weight must be 0 or more, not {w}"
+                )));
+            }
+        }
+        Ok(
+            (self.onset_loss_weight > 0.0 || self.groove_loss_weight > 0.0).then_some(
+                DecodedWeights {
+                    onset: self.onset_loss_weight,
+                    groove: self.groove_loss_weight,
+                },
+            ),
+        )
+    }
+
     /// Whether a run saved with `saved` may continue under `self`: only the length and the
     /// own-song weighting may change.
     fn resumes(&self, saved: &DitTrainingConfig) -> bool {
@@ -181,14 +208,14 @@ fn masked_mse<B: Backend>(
 }
 
 /// One optimiser step; returns the model and the batch's loss (the flow loss, plus the
-/// decoded-onset term times `onset_weight` where `onsets` is given).
+/// decoded terms at their weights where `decoded` is given).
 #[allow(clippy::too_many_arguments)]
 pub fn train_step<B: AutodiffBackend>(
     model: Dit<B>,
     optimizer: &mut ModelOptimizer<Dit<B>, B>,
     config: &DitConfig,
     batch: &WindowBatch,
-    onsets: Option<(&OnsetTerm<B>, f32)>,
+    decoded: Option<(&DecodedTerms<B>, DecodedWeights)>,
     learning_rate: f64,
     device: &B::Device,
 ) -> (Dit<B>, f32) {
@@ -197,11 +224,11 @@ pub fn train_step<B: AutodiffBackend>(
     let t = input.time.clone().reshape([batch.windows, 1, 1]);
     let velocity = model.forward(input);
     let mut loss = masked_mse(velocity.clone(), target, generate);
-    if let Some((term, weight)) = onsets {
+    if let Some((terms, weights)) = decoded {
         let clean =
             Tensor::<B, 3>::from_data(TensorData::new(batch.clean.clone(), noisy.dims()), device);
         let predicted = noisy - velocity * t;
-        loss = loss + term.loss(config, batch, predicted, clean) * weight;
+        loss = loss + terms.loss(config, batch, predicted, clean, weights);
     }
     let value: f32 = loss.clone().into_scalar().elem();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -306,17 +333,17 @@ pub fn evaluate<B: Backend>(
 }
 
 /// How a run starts: from a seeded initialisation, or from these weights (`init_from`).
-/// The decoded-onset term needs the bar autoencoder (`onsets`) when its weight is above 0.
+/// The decoded terms need the bar autoencoder (`decoded`) when a weight is above 0.
 pub struct DitStart<'a, B: Backend> {
     pub initial: Option<Dit<B>>,
-    pub onsets: Option<&'a OnsetTerm<B>>,
+    pub decoded: Option<&'a DecodedTerms<B>>,
 }
 
 impl<B: Backend> Default for DitStart<'_, B> {
     fn default() -> Self {
         DitStart {
             initial: None,
-            onsets: None,
+            decoded: None,
         }
     }
 }
@@ -335,17 +362,13 @@ pub fn train_dit<B: AutodiffBackend>(
     progress: &mut dyn FnMut(&DitProgress) -> bool,
 ) -> Result<DitSummary, Error> {
     config.model.validate()?;
-    let onsets = match (config.onset_loss_weight, start.onsets) {
-        (w, _) if !(w.is_finite() && w >= 0.0) => {
-            return Err(Error::Model(format!(
-                "the onset loss weight must be 0 or more, not {w}"
-            )));
-        }
-        (0.0, _) => None,
-        (w, Some(term)) => Some((term, w)),
-        (_, None) => {
+    let weights = config.decoded_weights()?;
+    let decoded = match (weights, start.decoded) {
+        (None, _) => None,
+        (Some(weights), Some(terms)) => Some((terms, weights)),
+        (Some(_), None) => {
             return Err(Error::Model(
-                "the decoded-onset term needs the bar autoencoder".into(),
+                "the decoded onset and groove terms need the bar autoencoder".into(),
             ));
         }
     };
@@ -415,7 +438,7 @@ pub fn train_dit<B: AutodiffBackend>(
             &mut optimizer,
             &config.model,
             &batch,
-            onsets,
+            decoded,
             learning_rate,
             device,
         );

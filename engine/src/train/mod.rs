@@ -9,11 +9,11 @@
 pub mod calibrate;
 pub mod checkpoint;
 pub mod data;
+pub mod decoded_terms;
 pub mod dit;
 pub mod latents;
 pub mod loss;
 pub mod metrics;
-pub mod onset_term;
 
 use crate::Error;
 use crate::model::{BarAutoencoder, BarAutoencoderConfig, BarGrid};

@@ -266,6 +266,41 @@ mod tests {
         );
     }
 
+    /// A small seeded autoencoder's decoder as the terms' judge.
+    fn tiny_terms() -> DecodedTerms<Training> {
+        let ae_config = BarAutoencoderConfig::new()
+            .with_latent_dim(8)
+            .with_hidden(32)
+            .with_bottleneck_hidden(16);
+        DecodedTerms::new(
+            ae_config.init_seeded::<Training>(&Default::default(), 3),
+            &ae_config,
+        )
+    }
+
+    /// Windows of rock in 4/4, one per entry of `times`, `tokens` each.
+    fn rock_batch(tokens: usize, times: Vec<f32>, generate: Vec<f32>) -> WindowBatch {
+        let song = SongConditions::new(
+            Style::Rock,
+            Mood::Calm,
+            Key::new(0, Mode::Major),
+            Meter::FourFour,
+            120.0,
+        )
+        .fields();
+        let windows = times.len();
+        WindowBatch {
+            windows,
+            tokens,
+            clean: Vec::new(),
+            noise: Vec::new(),
+            times,
+            generate,
+            token_fields: Vec::new(),
+            song_fields: vec![song; windows],
+        }
+    }
+
     #[test]
     fn the_terms_are_small_on_the_real_tokens_larger_off_them_and_train_only_the_input() {
         for weights in [
@@ -284,34 +319,13 @@ mod tests {
 
     fn terms_are_small_on_the_real_tokens(weights: DecodedWeights) {
         let device = Default::default();
-        let ae_config = BarAutoencoderConfig::new()
-            .with_latent_dim(8)
-            .with_hidden(32)
-            .with_bottleneck_hidden(16);
-        let term = DecodedTerms::new(ae_config.init_seeded::<Training>(&device, 3), &ae_config);
+        let term = tiny_terms();
         let config = DitConfig::new()
             .with_latent_dim(8)
             .with_latent_mean(vec![0.0; 8])
             .with_latent_std(vec![1.0; 8]);
         let (windows, tokens) = (2, 2 * config.stems);
-        let song = SongConditions::new(
-            Style::Rock,
-            Mood::Calm,
-            Key::new(0, Mode::Major),
-            Meter::FourFour,
-            120.0,
-        )
-        .fields();
-        let batch = WindowBatch {
-            windows,
-            tokens,
-            clean: Vec::new(),
-            noise: Vec::new(),
-            times: vec![0.2, 1.0],
-            generate: vec![1.0; windows * tokens],
-            token_fields: Vec::new(),
-            song_fields: vec![song; windows],
-        };
+        let batch = rock_batch(tokens, vec![0.2, 1.0], vec![1.0; windows * tokens]);
         let values: Vec<f32> = (0..windows * tokens * 8)
             .map(|i| ((i * 37 % 17) as f32 - 8.0) / 4.0)
             .collect();
@@ -361,33 +375,16 @@ mod tests {
         time: f32,
     ) -> f32 {
         let device = Default::default();
-        let ae_config = BarAutoencoderConfig::new()
-            .with_latent_dim(8)
-            .with_hidden(32)
-            .with_bottleneck_hidden(16);
-        let term = DecodedTerms::new(ae_config.init_seeded::<Training>(&device, 3), &ae_config);
+        let term = tiny_terms();
         let config = DitConfig::new().with_latent_dim(8);
         let bars = real_steps.len();
         let tokens = bars * config.stems;
         let (rows, steps) = (term.grid.rows, term.grid.steps);
-        let song = SongConditions::new(
-            Style::Rock,
-            Mood::Calm,
-            Key::new(0, Mode::Major),
-            Meter::FourFour,
-            120.0,
-        )
-        .fields();
-        let batch = WindowBatch {
-            windows: 1,
+        let batch = rock_batch(
             tokens,
-            clean: Vec::new(),
-            noise: Vec::new(),
-            times: vec![time],
-            generate: (0..tokens).map(|t| generate[t / config.stems]).collect(),
-            token_fields: Vec::new(),
-            song_fields: vec![song],
-        };
+            vec![time],
+            (0..tokens).map(|t| generate[t / config.stems]).collect(),
+        );
         // Only the lead (stem 3) plays; the other stems' bars are silent.
         let planes = |onsets: &[&[usize]], on: f32, off: f32| {
             let mut values = vec![off; tokens * rows * steps];

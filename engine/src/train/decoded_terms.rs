@@ -95,23 +95,26 @@ impl<B: Backend> DecodedTerms<B> {
             .greater_elem(self.onset_logit_offset)
             .float();
         let masks = self.masks(config, batch);
-        let shape = [items, 1, self.grid.rows, self.grid.steps];
+        let playable = Tensor::<B, 4>::from_data(
+            TensorData::new(masks.playable, [items, 1, self.grid.rows, self.grid.steps]),
+            &device,
+        );
         let mut loss = Tensor::<B, 1>::zeros([1], &device);
         if weights.onset > 0.0 {
-            let mask = Tensor::<B, 4>::from_data(TensorData::new(masks.weighted, shape), &device);
+            let token_weights =
+                Tensor::<B, 1>::from_data(TensorData::new(masks.token_weights, [items]), &device)
+                    .reshape([items, 1, 1, 1]);
             let cells = Tensor::<B, 1>::from_data(TensorData::new(vec![masks.cells], [1]), &device);
             let onset = masked_bce(
                 logits.clone(),
                 target.clone(),
-                mask,
+                playable.clone() * token_weights,
                 cells,
                 self.positive_weight,
             );
             loss = loss + onset * weights.onset;
         }
         if weights.groove > 0.0 {
-            let playable =
-                Tensor::<B, 4>::from_data(TensorData::new(masks.playable, shape), &device);
             loss = loss + self.groove(config, batch, logits, target, playable) * weights.groove;
         }
         loss
@@ -163,76 +166,80 @@ impl<B: Backend> DecodedTerms<B> {
         let similarity = inter / (union + 1e-6);
         let sounding = real_union.clone().greater_elem(0.0).float();
         let real_similarity = real_inter / real_union.clamp_min(1.0);
-        let (weights, counted) = self.pair_weights(batch, stems, bars);
         let pair_shape = [batch.windows, bars - 1, stems, 1];
-        let weights = Tensor::<B, 4>::from_data(TensorData::new(weights, pair_shape), &device)
-            * sounding.clone();
-        let count = (Tensor::<B, 4>::from_data(TensorData::new(counted, pair_shape), &device)
-            * sounding)
-            .sum()
-            .clamp_min(1.0);
+        let counted = Tensor::<B, 4>::from_data(
+            TensorData::new(
+                self.pairs_with_a_generated_bar(batch, stems, bars),
+                pair_shape,
+            ),
+            &device,
+        ) * sounding;
+        let time_weights = Tensor::<B, 1>::from_data(
+            TensorData::new(batch.times.clone(), [batch.windows]),
+            &device,
+        )
+        .neg()
+        .add_scalar(1.0)
+        .reshape([batch.windows, 1, 1, 1]);
+        // Counted unweighted, so the time weight scales the term rather than redistributing it.
+        let count = counted.clone().sum().clamp_min(1.0);
+        let weights = counted * time_weights;
         ((similarity - real_similarity).powi_scalar(2) * weights).sum() / count
     }
 
-    /// Per neighbouring pair of bars (window, earlier bar, stem): `1 - t` where either bar is
-    /// generated (0 elsewhere), and the same unweighted, so the time weight scales the term
-    /// rather than redistributing it.
-    fn pair_weights(&self, batch: &WindowBatch, stems: usize, bars: usize) -> (Vec<f32>, Vec<f32>) {
-        let pairs = batch.windows * (bars - 1) * stems;
-        let (mut weights, mut counted) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+    /// Per neighbouring pair of bars (window, earlier bar, stem): 1 where either bar is
+    /// generated, 0 elsewhere.
+    fn pairs_with_a_generated_bar(
+        &self,
+        batch: &WindowBatch,
+        stems: usize,
+        bars: usize,
+    ) -> Vec<f32> {
+        let mut flags = Vec::with_capacity(batch.windows * (bars - 1) * stems);
         for window in 0..batch.windows {
             for bar in 0..bars - 1 {
                 for stem in 0..stems {
                     let token = window * batch.tokens + bar * stems + stem;
                     let either = batch.generate[token] > 0.0 || batch.generate[token + stems] > 0.0;
-                    let flag = if either { 1.0 } else { 0.0 };
-                    counted.push(flag);
-                    weights.push(flag * (1.0 - batch.times[window]));
+                    flags.push(if either { 1.0 } else { 0.0 });
                 }
             }
         }
-        (weights, counted)
+        flags
     }
 
-    /// Per token, its stem's playable cells in its window's meter (`playable`, every token);
-    /// the same times `1 - t` where the token is generated, 0 elsewhere (`weighted`); and the
-    /// count of the generated tokens' playable cells unweighted (`cells`).
+    /// Per token, its stem's playable cells in its window's meter (`playable`); its weight
+    /// in the onset term, `1 - t` where it is generated and 0 elsewhere (`token_weights`);
+    /// and the count of the generated tokens' playable cells unweighted (`cells`), so the
+    /// time weight scales the term rather than redistributing it.
     fn masks(&self, config: &DitConfig, batch: &WindowBatch) -> Masks {
         let cells = self.grid.cells();
         let mut playable = vec![0f32; batch.windows * batch.tokens * cells];
-        let mut weighted = vec![0f32; playable.len()];
+        let mut token_weights = vec![0f32; batch.windows * batch.tokens];
         let mut count = 0f32;
-        for (token, (out, scaled)) in playable
-            .chunks_mut(cells)
-            .zip(weighted.chunks_mut(cells))
-            .enumerate()
-        {
+        for (token, out) in playable.chunks_mut(cells).enumerate() {
             let window = token / batch.tokens;
             let meter = Meter::ALL[usize::from(batch.song_fields[window][METER_FIELD])];
             let stem = Stem::ALL[(token % batch.tokens) % config.stems];
             self.grid.write_mask(stem, meter, out);
-            if batch.generate[token] == 0.0 {
-                continue;
+            if batch.generate[token] != 0.0 {
+                count += out.iter().sum::<f32>();
+                token_weights[token] = 1.0 - batch.times[window];
             }
-            count += out.iter().sum::<f32>();
-            let weight = 1.0 - batch.times[window];
-            scaled
-                .iter_mut()
-                .zip(out.iter())
-                .for_each(|(s, v)| *s = v * weight);
         }
         Masks {
             playable,
-            weighted,
+            token_weights,
             cells: count.max(1.0),
         }
     }
 }
 
-/// What `DecodedTerms::masks` returns, each `[tokens, 1, rows, steps]` flattened.
+/// What `DecodedTerms::masks` returns: `playable` is `[tokens, 1, rows, steps]` flattened,
+/// `token_weights` `[tokens]`.
 struct Masks {
     playable: Vec<f32>,
-    weighted: Vec<f32>,
+    token_weights: Vec<f32>,
     cells: f32,
 }
 

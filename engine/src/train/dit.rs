@@ -584,6 +584,26 @@ mod tests {
         .with_checkpoint_every(10)
     }
 
+    /// `train_dit` from a seeded initialisation on the test device, without the decoded terms.
+    fn train_from_scratch(
+        config: &DitTrainingConfig,
+        set: &LatentSet,
+        out: &Path,
+        resume: bool,
+        progress: &mut dyn FnMut(&DitProgress) -> bool,
+    ) -> Result<DitSummary, Error> {
+        train_dit::<Training>(
+            config,
+            set,
+            "none",
+            out,
+            resume,
+            DitStart::default(),
+            &Default::default(),
+            progress,
+        )
+    }
+
     #[test]
     fn a_tiny_dit_learns_beats_the_mean_baseline_and_resumes_exactly() {
         let set = tiny_set();
@@ -597,19 +617,10 @@ mod tests {
         let straight = dir.path().join("straight");
         let config = tiny_config(&set, 300);
         let mut first_loss = None;
-        let summary = train_dit::<Training>(
-            &config,
-            &set,
-            "none",
-            &straight,
-            false,
-            DitStart::default(),
-            &device,
-            &mut |p| {
-                first_loss.get_or_insert(p.train_loss);
-                true
-            },
-        )
+        let summary = train_from_scratch(&config, &set, &straight, false, &mut |p| {
+            first_loss.get_or_insert(p.train_loss);
+            true
+        })
         .unwrap();
         let evaluation = summary.last_evaluation.unwrap();
         assert!(
@@ -620,56 +631,17 @@ mod tests {
         // Stop at 17, resume to 40: the same weights as running straight through.
         let config = config.with_steps(40);
         let straight = dir.path().join("straight-40");
-        train_dit::<Training>(
-            &config,
-            &set,
-            "none",
-            &straight,
-            false,
-            DitStart::default(),
-            &device,
-            &mut |_| true,
-        )
-        .unwrap();
+        train_from_scratch(&config, &set, &straight, false, &mut |_| true).unwrap();
         let split = dir.path().join("split");
-        let stopped = train_dit::<Training>(
-            &config,
-            &set,
-            "none",
-            &split,
-            false,
-            DitStart::default(),
-            &device,
-            &mut |p| p.step < 17,
-        )
-        .unwrap();
+        let stopped =
+            train_from_scratch(&config, &set, &split, false, &mut |p| p.step < 17).unwrap();
         assert_eq!(stopped.steps, 17);
         assert!(!split.join(DIT_WEIGHTS_FILE).exists());
         assert!(
-            train_dit::<Training>(
-                &config,
-                &set,
-                "none",
-                &split,
-                false,
-                DitStart::default(),
-                &device,
-                &mut |_| true
-            )
-            .is_err(),
+            train_from_scratch(&config, &set, &split, false, &mut |_| true).is_err(),
             "an existing run needs --resume"
         );
-        let resumed = train_dit::<Training>(
-            &config,
-            &set,
-            "none",
-            &split,
-            true,
-            DitStart::default(),
-            &device,
-            &mut |_| true,
-        )
-        .unwrap();
+        let resumed = train_from_scratch(&config, &set, &split, true, &mut |_| true).unwrap();
         assert_eq!(resumed.resumed_from, 17);
         let batch = &evaluation_batches(&set, &config).unwrap()[0];
         let outputs = |run: &Path| {

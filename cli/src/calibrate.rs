@@ -7,9 +7,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::dataset::Split;
 use refrain_engine::model::sampler::SamplerSettings;
-use refrain_engine::music::Style;
+use refrain_engine::music::{Stem, Style};
 use refrain_engine::train::calibrate::{
-    StemCalibration, WindowDraw, calibration_pieces, fit_onset_shift, sample_onset_logits,
+    PlayingTally, StemCalibration, WindowDraw, calibration_pieces, count_training_playing,
+    fit_onset_shift, sample_onset_logits,
 };
 use refrain_engine::train::latents::LatentSet;
 use refrain_engine::writer::{self, CpuBackend, DIT_FILE, Models};
@@ -21,7 +22,8 @@ pub struct CalibrateArgs {
     #[arg(long)]
     data: PathBuf,
     /// Folder holding autoencoder.safetensors and dit.safetensors; dit.safetensors is
-    /// rewritten with the fitted shifts (weights unchanged) [default: the shipped assets].
+    /// rewritten with the fitted shifts and the playing flags (weights unchanged) [default:
+    /// the shipped assets].
     #[arg(long)]
     assets: Option<PathBuf>,
     /// Windows sampled from the training pieces to fit on (as many again from held-out
@@ -136,6 +138,9 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         }
     }
 
+    let playing = count_training_playing(&args.data)?;
+    print_playing(&playing);
+    playing.store(&mut models.dit_config);
     models.dit_config.onset_shift = shared.iter().map(|s| s.shift).collect();
     models.dit_config.onset_shift_by_style = by_style
         .iter()
@@ -149,10 +154,34 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         .save_safetensors(&models.dit_config, &partial)
         .with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, &path).with_context(|| format!("replacing {}", path.display()))?;
-    eprintln!("stored the shifts in {}", path.display());
+    eprintln!(
+        "stored the shifts and how each stem is played in {}",
+        path.display()
+    );
     if let Some(json) = args.json {
         let report = serde_json::json!({
             "all_styles": shared,
+            "playing": Style::ALL
+                .iter()
+                .map(|&style| {
+                    let stems = Stem::ALL
+                        .iter()
+                        .map(|&stem| {
+                            let counts = playing.counts(style, stem);
+                            let judged = counts.playing();
+                            (stem.name(), serde_json::json!({
+                                "notes": counts.notes,
+                                "overlapping": counts.overlapping,
+                                "strikes": counts.strikes,
+                                "ragged_strikes": counts.ragged_strikes,
+                                "single_line": judged.single_line,
+                                "strikes_end_together": judged.strikes_end_together,
+                            }))
+                        })
+                        .collect::<std::collections::BTreeMap<_, _>>();
+                    (style.name(), stems)
+                })
+                .collect::<std::collections::BTreeMap<_, _>>(),
             "by_style": by_style
                 .iter()
                 .map(|(style, report)| (style.name(), report))
@@ -185,5 +214,37 @@ fn print_report(what: &str, report: &[StemCalibration], windows: usize, bars: us
             s.held_out_sampled,
             s.held_out_calibrated
         );
+    }
+}
+
+/// Which stems the training pieces of each style play as single lines, and which end their
+/// strikes together, with the shares that decided it.
+fn print_playing(playing: &PlayingTally) {
+    println!(
+        "how each stem is played in the training pieces (notes overlapping an earlier one; \
+         strikes ending raggedly): decoding follows it"
+    );
+    for style in Style::ALL {
+        let cells: Vec<String> = Stem::ALL
+            .iter()
+            .map(|&stem| {
+                let c = playing.counts(style, stem);
+                let judged = c.playing();
+                let share = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
+                format!(
+                    "{} {:.1}%{} {:.1}%{}",
+                    stem.name(),
+                    share(c.overlapping, c.notes),
+                    if judged.single_line { " line" } else { "" },
+                    share(c.ragged_strikes, c.strikes),
+                    if judged.strikes_end_together {
+                        " together"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        println!("{:<10} {}", style.name(), cells.join(" | "));
     }
 }

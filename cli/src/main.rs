@@ -133,8 +133,9 @@ enum TrainCommand {
     Dit(train_dit::TrainDitArgs),
     /// Fit the onset threshold shift per stem (over all styles, and per style) that makes the
     /// DiT's sampled bars decode to as many notes as real bars (fitted on training windows,
-    /// checked on held-out ones) and store it in dit.safetensors. Run it after `train dit`, on
-    /// the same dataset.
+    /// checked on held-out ones), count how each style's training pieces play each stem
+    /// (single lines, strikes that end together), and store both in dit.safetensors for
+    /// decoding to follow. Run it after `train dit`, on the same dataset.
     Calibrate(calibrate::CalibrateArgs),
     /// Train the critic: real windows of the dataset against hard negatives (off-key notes,
     /// jittered rhythm, a stem shifted by a beat, spliced bars, wrong conditions, dropped or

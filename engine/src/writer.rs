@@ -10,7 +10,7 @@
 use crate::Error;
 use crate::compose::LeadSheet;
 use crate::compose::SongRng;
-use crate::compose::arranger::{choose_band, make_monophonic};
+use crate::compose::arranger::choose_band;
 use crate::generate::{ModelEntry, sha256_hex};
 use crate::model::autoencoder::{ONSET, PLANES};
 use crate::model::conditions::{BarConditions, SongConditions, bar_conditions, told_key};
@@ -424,6 +424,7 @@ pub fn decode_windows<B: Backend>(
             song.stems = tracks_from_values(
                 models,
                 stems,
+                frame.style,
                 frame.meter,
                 band,
                 frame.bars as usize,
@@ -490,6 +491,7 @@ pub fn decode_song<B: Backend>(
     let tracks = tracks_from_values(
         models,
         &plan.stems,
+        plan.style,
         plan.meter,
         &band,
         plan.bars as usize,
@@ -508,10 +510,12 @@ pub fn decode_song<B: Backend>(
 }
 
 /// The plan's stems from decoded plane values of `bars` consecutive bars (all five stems
-/// each).
+/// each), each played the way its style's training pieces play it (single lines, strikes
+/// that end together; `DitConfig::playing_of`).
 fn tracks_from_values<B: Backend>(
     models: &Models<B>,
     wanted: &[Stem],
+    style: Style,
     meter: crate::music::Meter,
     band: &[crate::music::Instrument; 5],
     bars: usize,
@@ -532,11 +536,10 @@ fn tracks_from_values<B: Backend>(
             .collect::<Result<Vec<_>, _>>()?;
         let mut track = StemTrack::new(stem, band[s]);
         track.notes = planes_to_notes(&planes);
-        // Bass and lead are single lines in refrain's representation (the training data has
-        // them monophonic); where the model starts two notes at once, one is kept.
-        if matches!(stem, Stem::Bass | Stem::Lead) {
-            make_monophonic(&mut track.notes);
-        }
+        models
+            .dit_config
+            .playing_of(style, s)
+            .apply(&mut track.notes);
         track.normalise();
         tracks.push(track);
     }
@@ -631,6 +634,79 @@ pub(crate) mod tests {
             )
             .unwrap();
             assert_ne!(other.song, written.song);
+        }
+    }
+
+    #[test]
+    fn decoding_plays_each_stem_the_way_the_config_says_its_style_does() {
+        use crate::model::playing::PlayingCounts;
+        use crate::music::{Meter, Note};
+        let mut models = tiny_models();
+        let grid = models.autoencoder_config.grid();
+        let (meter, bars) = (Meter::FourFour, 2);
+        // Every stem decodes to a triad with one voice cut short and a note under its tail.
+        let mut values = vec![0.0f32; bars * Stem::ALL.len() * grid.values()];
+        for (s, stem) in Stem::ALL.into_iter().enumerate() {
+            let low = stem.pitch_range().0;
+            let note = |start, duration, above| Note {
+                start,
+                duration,
+                pitch: low + above,
+                velocity: 90,
+            };
+            let notes = [note(0, 8, 0), note(0, 8, 4), note(0, 3, 7), note(4, 2, 2)];
+            let planes = notes_to_planes(stem, meter, bars as u32, &notes).unwrap();
+            for (bar, planes) in planes.iter().enumerate() {
+                let at = (bar * Stem::ALL.len() + s) * grid.values();
+                grid.write_planes(planes, &mut values[at..at + grid.values()])
+                    .unwrap();
+            }
+        }
+        let mut band_rng: SongRng = stage_rng(1, "band");
+        let band = choose_band(Style::Rock, &mut band_rng);
+        let counts = |models: &Models<Flex>| -> Vec<PlayingCounts> {
+            tracks_from_values(models, &Stem::ALL, Style::Rock, meter, &band, bars, &values)
+                .unwrap()
+                .iter()
+                .map(|track| {
+                    let mut counts = PlayingCounts::default();
+                    counts.add(&track.notes);
+                    counts
+                })
+                .collect()
+        };
+        // By default only the bass and the lead are single lines.
+        let lines: Vec<bool> = counts(&models).iter().map(|c| c.overlapping == 0).collect();
+        let bass_and_lead: Vec<bool> = Stem::ALL
+            .iter()
+            .map(|&s| matches!(s, Stem::Bass | Stem::Lead))
+            .collect();
+        assert_eq!(lines, bass_and_lead);
+
+        let entries = Style::ALL.len() * Stem::ALL.len();
+        let rock = Style::ALL.iter().position(|&s| s == Style::Rock).unwrap();
+        let only_rock = |flag: bool| -> Vec<bool> {
+            (0..entries)
+                .map(|i| (i / Stem::ALL.len() == rock) == flag)
+                .collect()
+        };
+        models.dit_config.single_line_by_style = vec![false; entries];
+        models.dit_config.strikes_end_together_by_style = only_rock(false);
+        for counts in counts(&models) {
+            assert_eq!(
+                (counts.strikes, counts.ragged_strikes),
+                (1, 1),
+                "other styles' flags"
+            );
+            assert!(counts.overlapping > 0);
+        }
+        models.dit_config.strikes_end_together_by_style = only_rock(true);
+        for counts in counts(&models) {
+            assert_eq!((counts.strikes, counts.ragged_strikes), (1, 0));
+        }
+        models.dit_config.single_line_by_style = only_rock(true);
+        for counts in counts(&models) {
+            assert_eq!((counts.notes, counts.overlapping), (2, 0));
         }
     }
 

@@ -14,8 +14,9 @@
 
 use super::autoencoder::SeededInit;
 use super::conditions::{BAR_FIELDS, BAR_VOCABULARY, SONG_FIELDS, SONG_VOCABULARY};
+use super::playing::Playing;
 use crate::Error;
-use crate::music::Style;
+use crate::music::{Stem, Style};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
@@ -70,6 +71,14 @@ pub struct DitConfig {
     /// is used instead of `onset_shift` for songs of a known style. Empty means none.
     #[config(default = "Vec::new()")]
     pub onset_shift_by_style: Vec<f32>,
+    /// Per style and stem (`Style::ALL.len() * stems` entries, style-major), whether the
+    /// stem is a single line in that style's training pieces, counted by `refrain train
+    /// calibrate` (see [`crate::model::playing`]). Empty means the bass and the lead only.
+    #[config(default = "Vec::new()")]
+    pub single_line_by_style: Vec<bool>,
+    /// Likewise, whether the notes the stem strikes together end together. Empty means none.
+    #[config(default = "Vec::new()")]
+    pub strikes_end_together_by_style: Vec<bool>,
 }
 
 impl DitConfig {
@@ -168,6 +177,17 @@ impl DitConfig {
                 "onset_shift_by_style must have one finite entry per style and stem".into(),
             );
         }
+        for (name, flags) in [
+            ("single_line_by_style", &self.single_line_by_style),
+            (
+                "strikes_end_together_by_style",
+                &self.strikes_end_together_by_style,
+            ),
+        ] {
+            if !flags.is_empty() && flags.len() != Style::ALL.len() * self.stems {
+                return bad(format!("{name} must have one entry per style and stem"));
+            }
+        }
         Ok(())
     }
 
@@ -178,6 +198,21 @@ impl DitConfig {
         match self.onset_shift_by_style.get(index * self.stems + stem) {
             Some(&shift) if stem < self.stems => shift,
             _ => self.onset_shift.get(stem).copied().unwrap_or(0.0),
+        }
+    }
+
+    /// How stem number `stem` is played in a song of `style` (see [`crate::model::playing`]):
+    /// as counted by calibration, else the bass and the lead as single lines.
+    pub fn playing_of(&self, style: Style, stem: usize) -> Playing {
+        let index = Style::ALL.iter().position(|&s| s == style).unwrap_or(0) * self.stems + stem;
+        let flag = |flags: &[bool], otherwise: bool| match flags.get(index) {
+            Some(&flag) if stem < self.stems => flag,
+            _ => otherwise,
+        };
+        let bass_or_lead = matches!(Stem::ALL.get(stem), Some(Stem::Bass | Stem::Lead));
+        Playing {
+            single_line: flag(&self.single_line_by_style, bass_or_lead),
+            strikes_end_together: flag(&self.strikes_end_together_by_style, false),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod batcher;
 pub mod conditions;
 pub mod dit;
 pub mod offload;
+pub mod playing;
 pub mod sampler;
 
 pub use autoencoder::{BarAutoencoder, BarAutoencoderConfig, BarGrid};

@@ -5,11 +5,14 @@
 //! that makes the sampled windows of *training* pieces decode to as many onsets as the same
 //! windows' real bars. It is stored in the DiT's config (`onset_shift`, and per style
 //! `onset_shift_by_style`), so it travels with the weights, and is checked on held-out
-//! windows.
+//! windows. Calibration also counts how each stem is played in each style's training pieces
+//! (single lines, strikes that end together; [`crate::model::playing`]) for the decoder.
 
 use crate::Error;
-use crate::dataset::Split;
+use crate::dataset::{self, Piece, Split};
+use crate::model::DitConfig;
 use crate::model::autoencoder::ONSET;
+use crate::model::playing::{Playing, PlayingCounts};
 use crate::model::sampler::{FlowSampler, Sampler, SamplerSettings, window_noise};
 use crate::music::{Meter, Stem, Style};
 use crate::planes::BarPlanes;
@@ -19,6 +22,7 @@ use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::path::Path;
 
 /// Windows sampled per sampler call.
 const CHUNK: usize = 16;
@@ -222,10 +226,108 @@ pub fn fit_onset_shift(
         .collect()
 }
 
+/// How every stem is played in each style's training pieces (see [`crate::model::playing`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlayingTally {
+    /// `Style::ALL.len() * Stem::ALL.len()` counts, style-major.
+    counts: Vec<PlayingCounts>,
+}
+
+impl Default for PlayingTally {
+    fn default() -> Self {
+        PlayingTally {
+            counts: vec![PlayingCounts::default(); Style::ALL.len() * Stem::ALL.len()],
+        }
+    }
+}
+
+impl PlayingTally {
+    /// Counts a training piece's notes (held-out pieces are skipped).
+    pub fn add(&mut self, piece: &Piece) {
+        if piece.split != Split::Train {
+            return;
+        }
+        let style = Style::ALL.iter().position(|&s| s == piece.style);
+        for (s, stem) in Stem::ALL.into_iter().enumerate() {
+            if let Some(style) = style {
+                self.counts[style * Stem::ALL.len() + s].add(&piece.notes(stem));
+            }
+        }
+    }
+
+    pub fn counts(&self, style: Style, stem: Stem) -> PlayingCounts {
+        let style = Style::ALL.iter().position(|&s| s == style).unwrap_or(0);
+        let stem = Stem::ALL.iter().position(|&s| s == stem).unwrap_or(0);
+        self.counts[style * Stem::ALL.len() + stem]
+    }
+
+    /// Stores the judgement in `config`, which decoding then follows.
+    pub fn store(&self, config: &mut DitConfig) {
+        let playing: Vec<Playing> = self.counts.iter().map(|c| c.playing()).collect();
+        config.single_line_by_style = playing.iter().map(|p| p.single_line).collect();
+        config.strikes_end_together_by_style =
+            playing.iter().map(|p| p.strikes_end_together).collect();
+    }
+}
+
+/// Counts the training pieces of the dataset in `dir`.
+pub fn count_training_playing(dir: &Path) -> Result<PlayingTally, Error> {
+    let (manifest, _) = dataset::read_manifest(dir)?;
+    let mut tally = PlayingTally::default();
+    dataset::for_each_piece(dir, &manifest, |piece| {
+        tally.add(&piece);
+        Ok(())
+    })?;
+    Ok(tally)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dataset::own_song_pieces;
+
+    #[test]
+    fn the_tally_counts_training_pieces_and_stores_what_decoding_follows() {
+        let mut pieces = own_song_pieces(1);
+        let mut tally = PlayingTally::default();
+        for piece in &pieces {
+            tally.add(piece);
+        }
+        // The arranger's bass and lead are single lines, its chords strike together.
+        for style in Style::ALL {
+            let playing = |stem| tally.counts(style, stem).playing();
+            assert!(playing(Stem::Bass).single_line, "{style:?}");
+            assert!(playing(Stem::Lead).single_line, "{style:?}");
+            assert!(!playing(Stem::Chords).single_line, "{style:?}");
+        }
+        let mut config = DitConfig::new();
+        assert!(
+            config.playing_of(Style::Rock, 1).single_line,
+            "bass by default"
+        );
+        assert!(!config.playing_of(Style::Rock, 4).single_line);
+        tally.store(&mut config);
+        config.validate().unwrap();
+        for style in Style::ALL {
+            for (s, stem) in Stem::ALL.into_iter().enumerate() {
+                assert_eq!(
+                    config.playing_of(style, s),
+                    tally.counts(style, stem).playing()
+                );
+            }
+        }
+        // Held-out pieces are not counted.
+        for piece in &mut pieces {
+            piece.split = Split::Validation;
+        }
+        let mut held_out = PlayingTally::default();
+        for piece in &pieces {
+            held_out.add(piece);
+        }
+        assert_eq!(held_out, PlayingTally::default());
+        config.single_line_by_style.pop();
+        assert!(config.validate().is_err());
+    }
 
     #[test]
     fn fitted_shifts_match_sampled_density_to_real_and_decoding_applies_them() {

@@ -174,8 +174,12 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
                                 "overlapping": counts.overlapping,
                                 "strikes": counts.strikes,
                                 "ragged_strikes": counts.ragged_strikes,
+                                "onset_steps_by_voices": counts.onset_steps_by_voices,
                                 "single_line": judged.single_line,
+                                "overlapping_earlier_strikes": counts.overlapping_earlier_strikes,
                                 "strikes_end_together": judged.strikes_end_together,
+                                "strikes_in_turn": judged.strikes_in_turn,
+                                "voices": judged.voices,
                             }))
                         })
                         .collect::<std::collections::BTreeMap<_, _>>();
@@ -217,12 +221,12 @@ fn print_report(what: &str, report: &[StemCalibration], windows: usize, bars: us
     }
 }
 
-/// Which stems the training pieces of each style play as single lines, and which end their
-/// strikes together, with the shares that decided it.
+/// How the training pieces of each style play each stem, with the shares that decided it.
 fn print_playing(playing: &PlayingTally) {
     println!(
-        "how each stem is played in the training pieces (notes overlapping an earlier one; \
-         strikes ending raggedly): decoding follows it"
+        "how each stem is played in the training pieces (notes overlapping an earlier one -> a \
+         single line; overlapping an earlier strike -> in turn; strikes ending raggedly -> \
+         together; fixed voices): decoding follows it"
     );
     for style in Style::ALL {
         let cells: Vec<String> = Stem::ALL
@@ -231,17 +235,23 @@ fn print_playing(playing: &PlayingTally) {
                 let c = playing.counts(style, stem);
                 let judged = c.playing();
                 let share = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
+                let mark = |on: bool, word: &str| {
+                    if on {
+                        format!(" {word}")
+                    } else {
+                        String::new()
+                    }
+                };
                 format!(
-                    "{} {:.1}%{} {:.1}%{}",
+                    "{} {:.1}%{} {:.1}%{} {:.1}%{}{}",
                     stem.name(),
                     share(c.overlapping, c.notes),
-                    if judged.single_line { " line" } else { "" },
+                    mark(judged.single_line, "line"),
+                    share(c.overlapping_earlier_strikes, c.notes),
+                    mark(judged.strikes_in_turn, "in turn"),
                     share(c.ragged_strikes, c.strikes),
-                    if judged.strikes_end_together {
-                        " together"
-                    } else {
-                        ""
-                    }
+                    mark(judged.strikes_end_together, "together"),
+                    mark(judged.voices > 0, &format!("{} voices", judged.voices)),
                 )
             })
             .collect();

@@ -151,7 +151,9 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
                 .with_onset_shift(Vec::new())
                 .with_onset_shift_by_style(Vec::new())
                 .with_single_line_by_style(Vec::new())
-                .with_strikes_end_together_by_style(Vec::new());
+                .with_strikes_end_together_by_style(Vec::new())
+                .with_strikes_in_turn_by_style(Vec::new())
+                .with_voices_by_style(Vec::new());
             let record = format!("{} (sha256 {})", path.display(), sha256_hex(&bytes));
             (uncalibrated, Some(record))
         }

@@ -426,6 +426,7 @@ pub fn decode_windows<B: Backend>(
                 stems,
                 frame.style,
                 frame.meter,
+                &frame.chords,
                 band,
                 frame.bars as usize,
                 &decoded[w * per_decoded..(w + 1) * per_decoded],
@@ -493,6 +494,7 @@ pub fn decode_song<B: Backend>(
         &plan.stems,
         plan.style,
         plan.meter,
+        &sheet.chords,
         &band,
         plan.bars as usize,
         &values,
@@ -511,12 +513,13 @@ pub fn decode_song<B: Backend>(
 
 /// The plan's stems from decoded plane values of `bars` consecutive bars (all five stems
 /// each), each played the way its style's training pieces play it (single lines, strikes
-/// that end together; `DitConfig::playing_of`).
+/// that end together, fixed voices; `DitConfig::playing_of`).
 fn tracks_from_values<B: Backend>(
     models: &Models<B>,
     wanted: &[Stem],
     style: Style,
     meter: crate::music::Meter,
+    chords: &crate::music::ChordTrack,
     band: &[crate::music::Instrument; 5],
     bars: usize,
     values: &[f32],
@@ -539,7 +542,7 @@ fn tracks_from_values<B: Backend>(
         models
             .dit_config
             .playing_of(style, s)
-            .apply(&mut track.notes);
+            .apply(&mut track.notes, &planes, chords, meter);
         track.normalise();
         tracks.push(track);
     }
@@ -664,16 +667,28 @@ pub(crate) mod tests {
         }
         let mut band_rng: SongRng = stage_rng(1, "band");
         let band = choose_band(Style::Rock, &mut band_rng);
+        let chords = crate::music::ChordTrack {
+            per_beat: vec![crate::music::Chord::new(0, crate::music::ChordQuality::Dominant7); 8],
+        };
         let counts = |models: &Models<Flex>| -> Vec<PlayingCounts> {
-            tracks_from_values(models, &Stem::ALL, Style::Rock, meter, &band, bars, &values)
-                .unwrap()
-                .iter()
-                .map(|track| {
-                    let mut counts = PlayingCounts::default();
-                    counts.add(&track.notes);
-                    counts
-                })
-                .collect()
+            tracks_from_values(
+                models,
+                &Stem::ALL,
+                Style::Rock,
+                meter,
+                &chords,
+                &band,
+                bars,
+                &values,
+            )
+            .unwrap()
+            .iter()
+            .map(|track| {
+                let mut counts = PlayingCounts::default();
+                counts.add(&track.notes);
+                counts
+            })
+            .collect()
         };
         // By default only the bass and the lead are single lines.
         let lines: Vec<bool> = counts(&models).iter().map(|c| c.overlapping == 0).collect();
@@ -704,6 +719,12 @@ pub(crate) mod tests {
         for counts in counts(&models) {
             assert_eq!((counts.strikes, counts.ragged_strikes), (1, 0));
         }
+        models.dit_config.voices_by_style =
+            only_rock(true).iter().map(|&r| 2 * u8::from(r)).collect();
+        for counts in counts(&models) {
+            assert_eq!(counts.onset_steps_by_voices[..4], [0, 0, 2, 0]);
+        }
+        models.dit_config.voices_by_style.clear();
         models.dit_config.single_line_by_style = only_rock(true);
         for counts in counts(&models) {
             assert_eq!((counts.notes, counts.overlapping), (2, 0));

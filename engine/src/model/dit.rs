@@ -79,6 +79,13 @@ pub struct DitConfig {
     /// Likewise, whether the notes the stem strikes together end together. Empty means none.
     #[config(default = "Vec::new()")]
     pub strikes_end_together_by_style: Vec<bool>,
+    /// Likewise, whether every note of the stem ends by its next onset step. Empty means none.
+    #[config(default = "Vec::new()")]
+    pub strikes_in_turn_by_style: Vec<bool>,
+    /// Likewise, how many notes each onset step of the stem holds where that number is fixed
+    /// (0: not fixed). Empty means none.
+    #[config(default = "Vec::new()")]
+    pub voices_by_style: Vec<u8>,
 }
 
 impl DitConfig {
@@ -177,14 +184,19 @@ impl DitConfig {
                 "onset_shift_by_style must have one finite entry per style and stem".into(),
             );
         }
-        for (name, flags) in [
-            ("single_line_by_style", &self.single_line_by_style),
+        for (name, entries) in [
+            ("single_line_by_style", self.single_line_by_style.len()),
             (
                 "strikes_end_together_by_style",
-                &self.strikes_end_together_by_style,
+                self.strikes_end_together_by_style.len(),
             ),
+            (
+                "strikes_in_turn_by_style",
+                self.strikes_in_turn_by_style.len(),
+            ),
+            ("voices_by_style", self.voices_by_style.len()),
         ] {
-            if !flags.is_empty() && flags.len() != Style::ALL.len() * self.stems {
+            if entries != 0 && entries != Style::ALL.len() * self.stems {
                 return bad(format!("{name} must have one entry per style and stem"));
             }
         }
@@ -205,14 +217,19 @@ impl DitConfig {
     /// as counted by calibration, else the bass and the lead as single lines.
     pub fn playing_of(&self, style: Style, stem: usize) -> Playing {
         let index = Style::ALL.iter().position(|&s| s == style).unwrap_or(0) * self.stems + stem;
-        let flag = |flags: &[bool], otherwise: bool| match flags.get(index) {
-            Some(&flag) if stem < self.stems => flag,
-            _ => otherwise,
-        };
+        fn entry<T: Copy>(entries: &[T], index: Option<usize>, otherwise: T) -> T {
+            index
+                .and_then(|i| entries.get(i))
+                .copied()
+                .unwrap_or(otherwise)
+        }
+        let index = (stem < self.stems).then_some(index);
         let bass_or_lead = matches!(Stem::ALL.get(stem), Some(Stem::Bass | Stem::Lead));
         Playing {
-            single_line: flag(&self.single_line_by_style, bass_or_lead),
-            strikes_end_together: flag(&self.strikes_end_together_by_style, false),
+            single_line: entry(&self.single_line_by_style, index, bass_or_lead),
+            strikes_end_together: entry(&self.strikes_end_together_by_style, index, false),
+            strikes_in_turn: entry(&self.strikes_in_turn_by_style, index, false),
+            voices: entry(&self.voices_by_style, index, 0),
         }
     }
 

@@ -267,6 +267,8 @@ impl PlayingTally {
         config.single_line_by_style = playing.iter().map(|p| p.single_line).collect();
         config.strikes_end_together_by_style =
             playing.iter().map(|p| p.strikes_end_together).collect();
+        config.strikes_in_turn_by_style = playing.iter().map(|p| p.strikes_in_turn).collect();
+        config.voices_by_style = playing.iter().map(|p| p.voices).collect();
     }
 }
 
@@ -299,6 +301,7 @@ mod tests {
             assert!(playing(Stem::Bass).single_line, "{style:?}");
             assert!(playing(Stem::Lead).single_line, "{style:?}");
             assert!(!playing(Stem::Chords).single_line, "{style:?}");
+            assert_eq!(playing(Stem::Bass).voices, 0, "{style:?}");
         }
         let mut config = DitConfig::new();
         assert!(
@@ -326,6 +329,9 @@ mod tests {
         }
         assert_eq!(held_out, PlayingTally::default());
         config.single_line_by_style.pop();
+        assert!(config.validate().is_err());
+        config.single_line_by_style.clear();
+        config.voices_by_style.push(3);
         assert!(config.validate().is_err());
     }
 

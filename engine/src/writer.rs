@@ -424,11 +424,8 @@ pub fn decode_windows<B: Backend>(
             song.stems = tracks_from_values(
                 models,
                 stems,
-                frame.style,
-                frame.meter,
-                &frame.chords,
+                frame,
                 band,
-                frame.bars as usize,
                 &decoded[w * per_decoded..(w + 1) * per_decoded],
             )?;
             Ok(song)
@@ -489,17 +486,7 @@ pub fn decode_song<B: Backend>(
     let values = models.decode_tokens(tokens, plan.style)?;
     let mut band_rng: SongRng = stage_rng(plan.seed, "band");
     let band = choose_band(plan.style, &mut band_rng);
-    let tracks = tracks_from_values(
-        models,
-        &plan.stems,
-        plan.style,
-        plan.meter,
-        &sheet.chords,
-        &band,
-        plan.bars as usize,
-        &values,
-    )?;
-    Ok(Song {
+    let mut song = Song {
         style: plan.style,
         tempo_bpm: plan.tempo_bpm,
         meter: plan.meter,
@@ -507,23 +494,24 @@ pub fn decode_song<B: Backend>(
         bars: plan.bars,
         sections: sheet.sections.clone(),
         chords: sheet.chords.clone(),
-        stems: tracks,
-    })
+        stems: Vec::new(),
+    };
+    song.stems = tracks_from_values(models, &plan.stems, &song, &band, &values)?;
+    Ok(song)
 }
 
-/// The plan's stems from decoded plane values of `bars` consecutive bars (all five stems
-/// each), each played the way its style's training pieces play it (single lines, strikes
-/// that end together, fixed voices; `DitConfig::playing_of`).
+/// The `wanted` stems from decoded plane values of `frame.bars` consecutive bars (all five
+/// stems each), each played the way `frame.style`'s training pieces play it against
+/// `frame.chords` (single lines, fixed voices, strikes in turn and ending together;
+/// `DitConfig::playing_of`).
 fn tracks_from_values<B: Backend>(
     models: &Models<B>,
     wanted: &[Stem],
-    style: Style,
-    meter: crate::music::Meter,
-    chords: &crate::music::ChordTrack,
+    frame: &Song,
     band: &[crate::music::Instrument; 5],
-    bars: usize,
     values: &[f32],
 ) -> Result<Vec<StemTrack>, Error> {
+    let (bars, meter) = (frame.bars as usize, frame.meter);
     let stems = Stem::ALL.len();
     let grid = models.autoencoder_config.grid();
     let mut tracks = Vec::new();
@@ -539,10 +527,12 @@ fn tracks_from_values<B: Backend>(
             .collect::<Result<Vec<_>, _>>()?;
         let mut track = StemTrack::new(stem, band[s]);
         track.notes = planes_to_notes(&planes);
-        models
-            .dit_config
-            .playing_of(style, s)
-            .apply(&mut track.notes, &planes, chords, meter);
+        models.dit_config.playing_of(frame.style, s).apply(
+            &mut track.notes,
+            &planes,
+            &frame.chords,
+            meter,
+        );
         track.normalise();
         tracks.push(track);
     }
@@ -667,28 +657,31 @@ pub(crate) mod tests {
         }
         let mut band_rng: SongRng = stage_rng(1, "band");
         let band = choose_band(Style::Rock, &mut band_rng);
-        let chords = crate::music::ChordTrack {
-            per_beat: vec![crate::music::Chord::new(0, crate::music::ChordQuality::Dominant7); 8],
+        let frame = Song {
+            style: Style::Rock,
+            tempo_bpm: 120.0,
+            meter,
+            key: crate::music::Key::new(0, crate::music::Mode::Major),
+            bars: bars as u32,
+            sections: Vec::new(),
+            chords: crate::music::ChordTrack {
+                per_beat: vec![
+                    crate::music::Chord::new(0, crate::music::ChordQuality::Dominant7);
+                    8
+                ],
+            },
+            stems: Vec::new(),
         };
         let counts = |models: &Models<Flex>| -> Vec<PlayingCounts> {
-            tracks_from_values(
-                models,
-                &Stem::ALL,
-                Style::Rock,
-                meter,
-                &chords,
-                &band,
-                bars,
-                &values,
-            )
-            .unwrap()
-            .iter()
-            .map(|track| {
-                let mut counts = PlayingCounts::default();
-                counts.add(&track.notes);
-                counts
-            })
-            .collect()
+            tracks_from_values(models, &Stem::ALL, &frame, &band, &values)
+                .unwrap()
+                .iter()
+                .map(|track| {
+                    let mut counts = PlayingCounts::default();
+                    counts.add(&track.notes);
+                    counts
+                })
+                .collect()
         };
         // By default only the bass and the lead are single lines.
         let lines: Vec<bool> = counts(&models).iter().map(|c| c.overlapping == 0).collect();

@@ -273,6 +273,12 @@ mod tests {
         }
     }
 
+    /// `notes` played `playing`'s way, with no planes or chords to add voices from.
+    fn played(playing: Playing, mut notes: Vec<Note>) -> Vec<Note> {
+        playing.apply(&mut notes, &[], &no_chords(), Meter::FourFour);
+        notes
+    }
+
     fn note(start: u32, duration: u32, pitch: i32) -> Note {
         Note {
             start,
@@ -340,7 +346,7 @@ mod tests {
 
     #[test]
     fn strikes_take_their_most_common_duration() {
-        let mut notes = vec![
+        let notes = vec![
             note(0, 8, 60),
             note(0, 3, 64),
             note(0, 8, 67),
@@ -349,15 +355,12 @@ mod tests {
             note(8, 4, 64),
             note(12, 1, 50),
         ];
-        Playing {
-            single_line: false,
+        let together = Playing {
             strikes_end_together: true,
-            strikes_in_turn: false,
-            voices: 0,
-        }
-        .apply(&mut notes, &[], &no_chords(), Meter::FourFour);
+            ..Playing::default()
+        };
         assert_eq!(
-            notes,
+            played(together, notes),
             vec![
                 note(0, 8, 60),
                 note(0, 8, 64),
@@ -369,30 +372,45 @@ mod tests {
                 note(12, 1, 50),
             ]
         );
+        // A lengthened voice ends where its pitch is struck again.
+        let ragged = vec![
+            note(0, 8, 60),
+            note(0, 8, 64),
+            note(0, 2, 67),
+            note(4, 4, 67),
+        ];
+        assert_eq!(
+            played(together, ragged),
+            vec![
+                note(0, 4, 67),
+                note(0, 8, 60),
+                note(0, 8, 64),
+                note(4, 4, 67)
+            ]
+        );
     }
 
     #[test]
     fn a_single_line_keeps_one_note_per_start_and_cuts_overlaps() {
-        let mut notes = vec![
+        let notes = vec![
             note(0, 4, 60),
             note(0, 2, 67),
             note(2, 4, 64),
             note(8, 2, 62),
         ];
-        Playing {
+        let line = Playing {
             single_line: true,
-            strikes_end_together: false,
-            strikes_in_turn: false,
-            voices: 0,
-        }
-        .apply(&mut notes, &[], &no_chords(), Meter::FourFour);
-        assert_eq!(notes, vec![note(0, 2, 67), note(2, 4, 64), note(8, 2, 62)]);
+            ..Playing::default()
+        };
+        assert_eq!(
+            played(line, notes),
+            vec![note(0, 2, 67), note(2, 4, 64), note(8, 2, 62)]
+        );
 
-        let mut untouched = vec![note(0, 4, 60), note(0, 2, 67), note(2, 4, 64)];
+        let untouched = vec![note(0, 4, 60), note(0, 2, 67), note(2, 4, 64)];
         let mut before = untouched.clone();
         before.sort();
-        Playing::default().apply(&mut untouched, &[], &no_chords(), Meter::FourFour);
-        assert_eq!(untouched, before);
+        assert_eq!(played(Playing::default(), untouched), before);
     }
 
     #[test]
@@ -491,45 +509,19 @@ mod tests {
     }
 
     #[test]
-    fn a_lengthened_voice_ends_where_its_pitch_is_struck_again() {
-        let mut notes = vec![
-            note(0, 8, 60),
-            note(0, 8, 64),
-            note(0, 2, 67),
-            note(4, 4, 67),
-        ];
-        Playing {
-            single_line: false,
-            strikes_end_together: true,
-            strikes_in_turn: false,
-            voices: 0,
-        }
-        .apply(&mut notes, &[], &no_chords(), Meter::FourFour);
-        assert_eq!(
-            notes,
-            vec![
-                note(0, 4, 67),
-                note(0, 8, 60),
-                note(0, 8, 64),
-                note(4, 4, 67)
-            ]
-        );
-    }
-
-    #[test]
     fn strikes_in_turn_end_by_the_next_onset_step() {
-        let mut notes = vec![
+        let notes = vec![
             note(0, 8, 60),
             note(0, 8, 64),
             note(4, 8, 62),
             note(4, 2, 65),
             note(12, 4, 60),
         ];
-        Playing {
+        let playing = Playing {
             strikes_in_turn: true,
             ..Playing::default()
-        }
-        .apply(&mut notes, &[], &no_chords(), Meter::FourFour);
+        };
+        let notes = played(playing, notes);
         assert_eq!(
             notes,
             vec![

@@ -51,20 +51,39 @@ pub enum Error {
     /// Audio rendering or WAV writing failed.
     #[error("audio: {0}")]
     Audio(String),
-    #[error("{context}: {source}")]
+    /// The message already says the I/O error, so it is not also given as the error's
+    /// source: a report that prints the chain (anyhow's `{:#}`) would say it twice.
+    #[error("{context}: {error}")]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 impl Error {
     /// Wraps an I/O error with what was being done, e.g. "writing out/mix.wav".
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+    pub fn io(context: impl Into<String>, error: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),
-            source,
+            error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_says_what_was_done_and_why_once() {
+        let error = Error::io(
+            "opening model weights w.safetensors",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "No such file"),
+        );
+        assert_eq!(
+            error.to_string(),
+            "opening model weights w.safetensors: No such file"
+        );
+        assert!(std::error::Error::source(&error).is_none());
     }
 }

@@ -20,6 +20,8 @@ pub enum Error {
     Model(String),
     #[error(transparent)]
     Engine(#[from] refrain_engine::Error),
+    /// The message says the I/O error; it is not the source too, or a chained report would
+    /// say it twice.
     #[error("{0}: {1}")]
-    Io(String, #[source] std::io::Error),
+    Io(String, std::io::Error),
 }

@@ -29,9 +29,18 @@ fn bench_song<B: Backend>(
     plan: &Plan,
     sheet: &LeadSheet,
     guidance: f32,
+    playing_rules: bool,
 ) {
-    let models = Models::<B>::load(&writer::default_assets_dir(), &Default::default())
+    let mut models = Models::<B>::load(&writer::default_assets_dir(), &Default::default())
         .expect("the shipped weights in assets/");
+    if !playing_rules {
+        // Decoded as before the playing rules: bass and lead single lines only.
+        let config = &mut models.dit_config;
+        config.single_line_by_style.clear();
+        config.strikes_in_turn_by_style.clear();
+        config.strikes_end_together_by_style.clear();
+        config.voices_by_style.clear();
+    }
     let settings = WriterSettings {
         sampler: SamplerSettings {
             guidance,
@@ -67,9 +76,17 @@ fn dit(c: &mut Criterion) {
     let (plan, sheet) = plan::plan_for_models(&request).expect("a valid request");
     let mut group = c.benchmark_group("dit");
     group.sample_size(10);
-    bench_song::<Flex>(&mut group, "unguided, flex", &plan, &sheet, 1.0);
-    bench_song::<NdArray>(&mut group, "unguided, ndarray", &plan, &sheet, 1.0);
-    bench_song::<Flex>(&mut group, "guidance 2, flex", &plan, &sheet, 2.0);
+    bench_song::<Flex>(&mut group, "unguided, flex", &plan, &sheet, 1.0, true);
+    bench_song::<Flex>(
+        &mut group,
+        "unguided, flex, no playing rules",
+        &plan,
+        &sheet,
+        1.0,
+        false,
+    );
+    bench_song::<NdArray>(&mut group, "unguided, ndarray", &plan, &sheet, 1.0, true);
+    bench_song::<Flex>(&mut group, "guidance 2, flex", &plan, &sheet, 2.0, true);
     group.finish();
 }
 

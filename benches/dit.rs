@@ -35,11 +35,7 @@ fn bench_song<B: Backend>(
         .expect("the shipped weights in assets/");
     if !playing_rules {
         // Decoded as before the playing rules: bass and lead single lines only.
-        let config = &mut models.dit_config;
-        config.single_line_by_style.clear();
-        config.strikes_in_turn_by_style.clear();
-        config.strikes_end_together_by_style.clear();
-        config.voices_by_style.clear();
+        models.dit_config.set_playing(&[]);
     }
     let settings = WriterSettings {
         sampler: SamplerSettings {

@@ -134,8 +134,8 @@ enum TrainCommand {
     /// Fit the onset threshold shift per stem (over all styles, and per style) that makes the
     /// DiT's sampled bars decode to as many notes as real bars (fitted on training windows,
     /// checked on held-out ones), count how each style's training pieces play each stem
-    /// (single lines, strikes that end together), and store both in dit.safetensors for
-    /// decoding to follow. Run it after `train dit`, on the same dataset.
+    /// (single lines, fixed voices, strikes in turn and ending together), and store both in
+    /// dit.safetensors for decoding to follow. Run it after `train dit`, on the same dataset.
     Calibrate(calibrate::CalibrateArgs),
     /// Train the critic: real windows of the dataset against hard negatives (off-key notes,
     /// jittered rhythm, a stem shifted by a beat, spliced bars, wrong conditions, dropped or

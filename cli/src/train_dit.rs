@@ -147,13 +147,10 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             // What `train calibrate` stores is refitted for the new weights.
-            let uncalibrated = from
+            let mut uncalibrated = from
                 .with_onset_shift(Vec::new())
-                .with_onset_shift_by_style(Vec::new())
-                .with_single_line_by_style(Vec::new())
-                .with_strikes_end_together_by_style(Vec::new())
-                .with_strikes_in_turn_by_style(Vec::new())
-                .with_voices_by_style(Vec::new());
+                .with_onset_shift_by_style(Vec::new());
+            uncalibrated.set_playing(&[]);
             let record = format!("{} (sha256 {})", path.display(), sha256_hex(&bytes));
             (uncalibrated, Some(record))
         }

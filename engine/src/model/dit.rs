@@ -213,6 +213,17 @@ impl DitConfig {
         }
     }
 
+    /// Stores how each style plays each stem (`Style::ALL.len() * stems` entries, style-major,
+    /// as [`Self::playing_of`] reads them); an empty slice clears it (bass and lead single
+    /// lines only).
+    pub fn set_playing(&mut self, playing: &[Playing]) {
+        self.single_line_by_style = playing.iter().map(|p| p.single_line).collect();
+        self.strikes_end_together_by_style =
+            playing.iter().map(|p| p.strikes_end_together).collect();
+        self.strikes_in_turn_by_style = playing.iter().map(|p| p.strikes_in_turn).collect();
+        self.voices_by_style = playing.iter().map(|p| p.voices).collect();
+    }
+
     /// How stem number `stem` is played in a song of `style` (see [`crate::model::playing`]):
     /// as counted by calibration, else the bass and the lead as single lines.
     pub fn playing_of(&self, style: Style, stem: usize) -> Playing {

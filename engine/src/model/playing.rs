@@ -1,8 +1,9 @@
 //! How each stem is played in each style, as far as decoding needs it: whether it is a single
 //! line (one note at a time), whether the notes it strikes together end together, whether a
-//! strike ends before the next begins, and whether its strikes hold a fixed number of voices. The decoder thresholds every pitch on its own, so
-//! a decoded sample can overlap two notes of a line that never overlaps, cut one voice of a
-//! block chord short, or drop a voice of a triad. These facts are counted on the training
+//! strike ends before the next begins, and whether its strikes hold a fixed number of voices.
+//! The decoder thresholds every pitch on its own, so a decoded sample can overlap two notes of
+//! a line that never overlaps, cut one voice of a block chord short, let a chord ring into the
+//! next, or drop a voice of a triad. These facts are counted on the training
 //! pieces by `refrain train calibrate` and stored in the DiT's config; decoding then plays each
 //! stem the way its style's training pieces do.
 

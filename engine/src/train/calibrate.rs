@@ -6,7 +6,8 @@
 //! windows' real bars. It is stored in the DiT's config (`onset_shift`, and per style
 //! `onset_shift_by_style`), so it travels with the weights, and is checked on held-out
 //! windows. Calibration also counts how each stem is played in each style's training pieces
-//! (single lines, strikes that end together; [`crate::model::playing`]) for the decoder.
+//! (single lines, fixed voices, strikes in turn and ending together;
+//! [`crate::model::playing`]) for the decoder.
 
 use crate::Error;
 use crate::dataset::{self, Piece, Split};
@@ -247,11 +248,11 @@ impl PlayingTally {
         if piece.split != Split::Train {
             return;
         }
-        let style = Style::ALL.iter().position(|&s| s == piece.style);
+        let Some(style) = Style::ALL.iter().position(|&s| s == piece.style) else {
+            return;
+        };
         for (s, stem) in Stem::ALL.into_iter().enumerate() {
-            if let Some(style) = style {
-                self.counts[style * Stem::ALL.len() + s].add(&piece.notes(stem));
-            }
+            self.counts[style * Stem::ALL.len() + s].add(&piece.notes(stem));
         }
     }
 
@@ -264,11 +265,7 @@ impl PlayingTally {
     /// Stores the judgement in `config`, which decoding then follows.
     pub fn store(&self, config: &mut DitConfig) {
         let playing: Vec<Playing> = self.counts.iter().map(|c| c.playing()).collect();
-        config.single_line_by_style = playing.iter().map(|p| p.single_line).collect();
-        config.strikes_end_together_by_style =
-            playing.iter().map(|p| p.strikes_end_together).collect();
-        config.strikes_in_turn_by_style = playing.iter().map(|p| p.strikes_in_turn).collect();
-        config.voices_by_style = playing.iter().map(|p| p.voices).collect();
+        config.set_playing(&playing);
     }
 }
 

@@ -1,11 +1,13 @@
 //! `refrain train calibrate`: fits the onset shift per stem that makes the DiT's sampled bars
-//! decode to as many notes as real bars (engine::train::calibrate), on training windows,
-//! reports it on held-out windows too, and stores it in the DiT file's config.
+//! decode to as many notes as real bars, and the bar-to-bar rhythm lift that makes them
+//! repeat their rhythm as much (engine::train::calibrate), on training windows, reports both
+//! on held-out windows too, and stores them in the DiT file's config.
 
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::dataset::Split;
+use refrain_engine::model::playing::OnsetUnit;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::{Stem, Style};
 use refrain_engine::train::calibrate::{
@@ -37,6 +39,11 @@ pub struct CalibrateArgs {
     /// Bars per window.
     #[arg(long, default_value_t = 8)]
     window_bars: usize,
+    /// Bars at the start of each window given clean (real), as the writer gives each window
+    /// the bars before it; only the rest is sampled, and counted.
+    #[arg(long, default_value_t = 0)]
+    context_bars: usize,
+
     /// Seed of the window choice and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -49,7 +56,17 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     if args.windows == 0 || args.window_bars == 0 {
         anyhow::bail!("--windows and --window-bars must be at least 1");
     }
-    let assets = args.assets.unwrap_or_else(writer::default_assets_dir);
+    if args.context_bars >= args.window_bars {
+        anyhow::bail!(
+            "--context-bars {} leaves nothing to sample in windows of {} bars",
+            args.context_bars,
+            args.window_bars
+        );
+    }
+    let assets = args
+        .assets
+        .clone()
+        .unwrap_or_else(writer::default_assets_dir);
     let device = Default::default();
     let mut models = Models::<CpuBackend>::load(&assets, &device)?;
     if args.window_bars > models.dit_config.max_bars {
@@ -83,6 +100,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} windows sampled ({eta})")
             .expect("static template"),
     );
+    let playing = count_training_playing(&args.data)?;
     let mut done = 0u64;
     let mut fit = |style: Option<Style>, windows: usize| -> Result<Vec<StemCalibration>> {
         let mut sample = |split| {
@@ -91,6 +109,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
                 style,
                 windows,
                 bars: args.window_bars,
+                context: args.context_bars,
                 seed: args.seed,
             };
             let logits = sample_onset_logits(&models, &set, draw, sampler, &mut |n| {
@@ -104,6 +123,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         Ok(fit_onset_shift(
             &train,
             &held_out,
+            &playing.units(style),
             models.autoencoder_config.onset_logit_offset,
         ))
     };
@@ -124,12 +144,10 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
-    print_report("all styles", &shared, args.windows, args.window_bars);
+    print_report("all styles", &shared, args.windows, &args);
     for (style, report) in &by_style {
         match report {
-            Some(report) => {
-                print_report(style.name(), report, args.style_windows, args.window_bars)
-            }
+            Some(report) => print_report(style.name(), report, args.style_windows, &args),
             None => println!(
                 "{}: no training and held-out pieces of {} bars; the shared shifts are used",
                 style.name(),
@@ -138,14 +156,17 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         }
     }
 
-    let playing = count_training_playing(&args.data)?;
     print_playing(&playing);
     playing.store(&mut models.dit_config);
     models.dit_config.onset_shift = shared.iter().map(|s| s.shift).collect();
-    models.dit_config.onset_shift_by_style = by_style
-        .iter()
-        .flat_map(|(_, report)| report.as_deref().unwrap_or(&shared).iter().map(|s| s.shift))
-        .collect();
+    let per_style = |value: fn(&StemCalibration) -> f32| -> Vec<f32> {
+        by_style
+            .iter()
+            .flat_map(|(_, report)| report.as_deref().unwrap_or(&shared).iter().map(value))
+            .collect()
+    };
+    models.dit_config.onset_shift_by_style = per_style(|s| s.shift);
+    models.dit_config.rhythm_lift_by_style = per_style(|s| s.lift);
     let path = assets.join(DIT_FILE);
     // Written beside, then renamed: a failure leaves the old file whole.
     let partial = assets.join(format!("{DIT_FILE}.partial"));
@@ -158,7 +179,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         "stored the shifts and how each stem is played in {}",
         path.display()
     );
-    if let Some(json) = args.json {
+    if let Some(json) = &args.json {
         let report = serde_json::json!({
             "all_styles": shared,
             "playing": Style::ALL
@@ -191,32 +212,56 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
                 .map(|(style, report)| (style.name(), report))
                 .collect::<std::collections::BTreeMap<_, _>>(),
         });
-        std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+        std::fs::write(json, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", json.display()))?;
     }
     Ok(())
 }
 
-fn print_report(what: &str, report: &[StemCalibration], windows: usize, bars: usize) {
+fn print_report(what: &str, report: &[StemCalibration], windows: usize, args: &CalibrateArgs) {
     println!(
-        "{what}: onsets per bar, {windows} windows of {bars} bars each side (sampled: 8 Euler \
-         steps, nothing given as context)"
+        "{what}: onsets (or onset steps, for single lines and fixed voices) per sampled bar, \
+         {windows} windows of {} bars each side, the first {} given (sampled: 8 Euler steps)",
+        args.window_bars, args.context_bars
     );
     println!(
-        "{:<8} {:>6} | {:>6} {:>8} {:>10} | {:>8} {:>8} {:>10}",
-        "stem", "shift", "train", "sampled", "calibrated", "held-out", "sampled", "calibrated"
+        "{:<8} {:>6} {:>6} {:>5} | {:>6} {:>8} {:>10} | {:>8} {:>8} {:>10} | groove train: real \
+         sampled calibrated; held-out",
+        "stem",
+        "counts",
+        "shift",
+        "lift",
+        "train",
+        "sampled",
+        "calibrated",
+        "held-out",
+        "sampled",
+        "calibrated"
     );
     for s in report {
+        let unit = match s.unit {
+            OnsetUnit::Cells => "onsets",
+            OnsetUnit::Steps => "steps",
+        };
         println!(
-            "{:<8} {:>6.3} | {:>6.2} {:>8.2} {:>10.2} | {:>8.2} {:>8.2} {:>10.2}",
+            "{:<8} {:>6} {:>6.3} {:>5.2} | {:>6.2} {:>8.2} {:>10.2} | {:>8.2} {:>8.2} {:>10.2} | \
+             {:.3} {:.3} {:.3}; {:.3} {:.3} {:.3}",
             s.stem,
+            unit,
             s.shift,
+            s.lift,
             s.train_real,
             s.train_sampled,
             s.train_calibrated,
             s.held_out_real,
             s.held_out_sampled,
-            s.held_out_calibrated
+            s.held_out_calibrated,
+            s.train_groove[0],
+            s.train_groove[1],
+            s.train_groove[2],
+            s.held_out_groove[0],
+            s.held_out_groove[1],
+            s.held_out_groove[2]
         );
     }
 }

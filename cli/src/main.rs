@@ -132,9 +132,10 @@ enum TrainCommand {
     /// checkpoints/ into --out.
     Dit(train_dit::TrainDitArgs),
     /// Fit the onset threshold shift per stem (over all styles, and per style) that makes the
-    /// DiT's sampled bars decode to as many notes as real bars (fitted on training windows,
-    /// checked on held-out ones), count how each style's training pieces play each stem
-    /// (single lines, fixed voices, strikes in turn and ending together), and store both in
+    /// DiT's sampled bars decode to as many notes as real bars, and the bar-to-bar rhythm
+    /// lift that makes them repeat their rhythm as much (fitted on training windows, checked
+    /// on held-out ones), count how each style's training pieces play each stem
+    /// (single lines, fixed voices, strikes in turn and ending together), and store them in
     /// dit.safetensors for decoding to follow. Run it after `train dit`, on the same dataset.
     Calibrate(calibrate::CalibrateArgs),
     /// Train the critic: real windows of the dataset against hard negatives (off-key notes,

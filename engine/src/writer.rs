@@ -14,6 +14,7 @@ use crate::compose::arranger::choose_band;
 use crate::generate::{ModelEntry, sha256_hex};
 use crate::model::autoencoder::{ONSET, PLANES};
 use crate::model::conditions::{BarConditions, SongConditions, bar_conditions, told_key};
+use crate::model::rhythm;
 use crate::model::sampler::{SamplerSettings, Window};
 use crate::model::{BarAutoencoder, BarAutoencoderConfig, Denoiser, Dit, DitBatcher, DitConfig};
 use crate::music::{Song, Stem, StemTrack, Style};
@@ -519,20 +520,19 @@ fn tracks_from_values<B: Backend>(
         if !wanted.contains(&stem) {
             continue;
         }
-        let planes = (0..bars)
+        let mut planes = (0..bars)
             .map(|bar| {
                 let at = (bar * stems + s) * grid.values();
                 grid.read_planes(&values[at..at + grid.values()], stem, meter)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let config = &models.dit_config;
+        let playing = config.playing_of(frame.style, s);
+        let lift = config.rhythm_lift_of(frame.style, s);
+        rhythm::lift_planes(&mut planes, playing.onset_unit(), lift);
         let mut track = StemTrack::new(stem, band[s]);
         track.notes = planes_to_notes(&planes);
-        models.dit_config.playing_of(frame.style, s).apply(
-            &mut track.notes,
-            &planes,
-            &frame.chords,
-            meter,
-        );
+        playing.apply(&mut track.notes, &planes, &frame.chords, meter);
         track.normalise();
         tracks.push(track);
     }

@@ -71,6 +71,11 @@ pub struct DitConfig {
     /// is used instead of `onset_shift` for songs of a known style. Empty means none.
     #[config(default = "Vec::new()")]
     pub onset_shift_by_style: Vec<f32>,
+    /// Per style and stem (`Style::ALL.len() * stems` entries, style-major), the lift in
+    /// logits an onset gets where the bar before had one, fitted by `refrain train calibrate`
+    /// beside the shift (see [`crate::model::rhythm`]). Empty means none.
+    #[config(default = "Vec::new()")]
+    pub rhythm_lift_by_style: Vec<f32>,
     /// Per style and stem (`Style::ALL.len() * stems` entries, style-major), whether the
     /// stem is a single line in that style's training pieces, counted by `refrain train
     /// calibrate` (see [`crate::model::playing`]). Empty means the bass and the lead only.
@@ -184,6 +189,17 @@ impl DitConfig {
                 "onset_shift_by_style must have one finite entry per style and stem".into(),
             );
         }
+        if !self.rhythm_lift_by_style.is_empty()
+            && (self.rhythm_lift_by_style.len() != Style::ALL.len() * self.stems
+                || self
+                    .rhythm_lift_by_style
+                    .iter()
+                    .any(|l| !(0.0..=100.0).contains(l)))
+        {
+            return bad(
+                "rhythm_lift_by_style must have one entry from 0 to 100 per style and stem".into(),
+            );
+        }
         for (name, entries) in [
             ("single_line_by_style", self.single_line_by_style.len()),
             (
@@ -210,6 +226,16 @@ impl DitConfig {
         match self.onset_shift_by_style.get(index * self.stems + stem) {
             Some(&shift) if stem < self.stems => shift,
             _ => self.onset_shift.get(stem).copied().unwrap_or(0.0),
+        }
+    }
+
+    /// The bar-to-bar rhythm lift for stem number `stem` in a song of `style` (0 when not
+    /// calibrated).
+    pub fn rhythm_lift_of(&self, style: Style, stem: usize) -> f32 {
+        let index = Style::ALL.iter().position(|&s| s == style).unwrap_or(0);
+        match self.rhythm_lift_by_style.get(index * self.stems + stem) {
+            Some(&lift) if stem < self.stems => lift,
+            _ => 0.0,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod dit;
 pub mod offload;
 pub mod playing;
+pub mod rhythm;
 pub mod sampler;
 
 pub use autoencoder::{BarAutoencoder, BarAutoencoderConfig, BarGrid};

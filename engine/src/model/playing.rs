@@ -10,6 +10,7 @@
 use crate::compose::arranger::make_monophonic;
 use crate::music::{ChordTrack, Meter, Note};
 use crate::planes::BarPlanes;
+use serde::Serialize;
 
 /// A stem whose training notes overlap an earlier note at most this often is a single line;
 /// one whose notes overlap a note of an earlier strike at most this often plays its strikes in
@@ -94,6 +95,18 @@ impl PlayingCounts {
     }
 }
 
+/// What a stem's density is matched on. Decoding plays a single line as one note per onset
+/// step and a stem with fixed voices as that many notes per onset step, whatever number of
+/// cells cleared the threshold there; so for those stems the notes decoding keeps follow
+/// the onset steps, and matching cells would leave them too thin (a line's extra cells at
+/// one step are dropped) or too dense (fixed voices fill a step one cell opened).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnsetUnit {
+    Cells,
+    Steps,
+}
+
 /// How one stem is played in one style.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Playing {
@@ -106,6 +119,16 @@ pub struct Playing {
 }
 
 impl Playing {
+    /// What decoding keeps of this stem's onset cells: one note per onset step (a single
+    /// line) or a fixed number (fixed voices), or every cell.
+    pub fn onset_unit(&self) -> OnsetUnit {
+        if self.single_line || self.voices >= 2 {
+            OnsetUnit::Steps
+        } else {
+            OnsetUnit::Cells
+        }
+    }
+
     /// Plays `notes`, decoded from `planes` (consecutive bars of one stem, onsets as
     /// probabilities), this way:
     /// - fixed voices: each onset step keeps its `voices` likeliest notes, or gains up to that

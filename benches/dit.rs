@@ -29,13 +29,15 @@ fn bench_song<B: Backend>(
     plan: &Plan,
     sheet: &LeadSheet,
     guidance: f32,
-    playing_rules: bool,
+    decoding_rules: bool,
 ) {
     let mut models = Models::<B>::load(&writer::default_assets_dir(), &Default::default())
         .expect("the shipped weights in assets/");
-    if !playing_rules {
-        // Decoded as before the playing rules: bass and lead single lines only.
+    if !decoding_rules {
+        // Decoded as before the playing rules and the rhythm lift: bass and lead single
+        // lines only, each bar on its own.
         models.dit_config.set_playing(&[]);
+        models.dit_config.rhythm_lift_by_style.clear();
     }
     let settings = WriterSettings {
         sampler: SamplerSettings {
@@ -75,7 +77,7 @@ fn dit(c: &mut Criterion) {
     bench_song::<Flex>(&mut group, "unguided, flex", &plan, &sheet, 1.0, true);
     bench_song::<Flex>(
         &mut group,
-        "unguided, flex, no playing rules",
+        "unguided, flex, no playing rules or rhythm lift",
         &plan,
         &sheet,
         1.0,

@@ -70,7 +70,7 @@ impl DecodedRhythm {
 }
 
 /// Largest bar-to-bar rhythm lift fitted, in logits.
-pub const MAX_LIFT: f32 = 4.0;
+pub const MAX_LIFT: f32 = 6.0;
 
 impl OnsetLogits {
     /// Decodes stem `stem`'s real (`sampled` false) or sampled logits window by window with

@@ -502,9 +502,10 @@ pub fn decode_song<B: Backend>(
 }
 
 /// The `wanted` stems from decoded plane values of `frame.bars` consecutive bars (all five
-/// stems each), each played the way `frame.style`'s training pieces play it against
-/// `frame.chords` (single lines, fixed voices, strikes in turn and ending together;
-/// `DitConfig::playing_of`).
+/// stems each), each bar leaning towards the rhythm of the bar before by `frame.style`'s
+/// lift (`DitConfig::rhythm_lift_of`), each stem played the way the style's training pieces
+/// play it against `frame.chords` (single lines, fixed voices, strikes in turn and ending
+/// together; `DitConfig::playing_of`).
 fn tracks_from_values<B: Backend>(
     models: &Models<B>,
     wanted: &[Stem],
@@ -722,6 +723,57 @@ pub(crate) mod tests {
         for counts in counts(&models) {
             assert_eq!((counts.notes, counts.overlapping), (2, 0));
         }
+    }
+
+    #[test]
+    fn decoding_leans_each_bar_towards_the_rhythm_before_by_its_styles_lift() {
+        use crate::music::Meter;
+        let mut models = tiny_models();
+        let grid = models.autoencoder_config.grid();
+        let meter = Meter::FourFour;
+        let lead = Stem::ALL.iter().position(|&s| s == Stem::Lead).unwrap();
+        // The lead plays steps 0 and 4 in bar 0; bar 1 is unsure of step 4 (0.3) and fairly
+        // sure of step 2 (0.6), which bar 0 did not play.
+        let mut values = vec![0.0f32; 2 * Stem::ALL.len() * grid.values()];
+        for (bar, onsets) in [[(0, 0.9), (4, 0.9)], [(2, 0.6), (4, 0.3)]]
+            .iter()
+            .enumerate()
+        {
+            let mut planes = crate::planes::BarPlanes::empty(Stem::Lead, meter);
+            for &(step, p) in onsets {
+                planes.onset[20 * 16 + step] = p;
+                planes.velocity[20 * 16 + step] = 0.7;
+            }
+            let at = (bar * Stem::ALL.len() + lead) * grid.values();
+            grid.write_planes(&planes, &mut values[at..at + grid.values()])
+                .unwrap();
+        }
+        let mut band_rng: SongRng = stage_rng(1, "band");
+        let band = choose_band(Style::Rock, &mut band_rng);
+        let frame = Song {
+            style: Style::Rock,
+            tempo_bpm: 120.0,
+            meter,
+            key: crate::music::Key::new(0, crate::music::Mode::Major),
+            bars: 2,
+            sections: Vec::new(),
+            chords: crate::music::ChordTrack::default(),
+            stems: Vec::new(),
+        };
+        let starts = |models: &Models<Flex>| -> Vec<u32> {
+            let tracks = tracks_from_values(models, &[Stem::Lead], &frame, &band, &values);
+            tracks.unwrap()[0].notes.iter().map(|n| n.start).collect()
+        };
+        assert_eq!(starts(&models), [0, 4, 18], "no lift: each bar on its own");
+        let entries = Style::ALL.len() * Stem::ALL.len();
+        let rock = Style::ALL.iter().position(|&s| s == Style::Rock).unwrap();
+        models.dit_config.rhythm_lift_by_style = vec![1.0; entries];
+        models.dit_config.rhythm_lift_by_style[rock * Stem::ALL.len() + lead] = 0.0;
+        assert_eq!(starts(&models), [0, 4, 18], "other styles' lifts");
+        models.dit_config.rhythm_lift_by_style = vec![0.0; entries];
+        models.dit_config.rhythm_lift_by_style[rock * Stem::ALL.len() + lead] = 1.0;
+        models.dit_config.validate().unwrap();
+        assert_eq!(starts(&models), [0, 4, 20], "bar 1 follows bar 0's steps");
     }
 
     #[test]

@@ -72,8 +72,9 @@ pub struct DitConfig {
     #[config(default = "Vec::new()")]
     pub onset_shift_by_style: Vec<f32>,
     /// Per style and stem (`Style::ALL.len() * stems` entries, style-major), the lift in
-    /// logits an onset gets where the bar before had one, fitted by `refrain train calibrate`
-    /// beside the shift (see [`crate::model::rhythm`]). Empty means none.
+    /// logits a bar's onset gets where the bar before had one (and loses where it had none),
+    /// fitted by `refrain train calibrate` beside the shift (see [`crate::model::rhythm`]).
+    /// Empty means none.
     #[config(default = "Vec::new()")]
     pub rhythm_lift_by_style: Vec<f32>,
     /// Per style and stem (`Style::ALL.len() * stems` entries, style-major), whether the

@@ -631,6 +631,27 @@ pub(crate) mod tests {
         }
     }
 
+    /// A rock band and an empty C major rock song of `bars` bars over `chords`, to decode into.
+    fn rock_frame(
+        meter: crate::music::Meter,
+        bars: u32,
+        chords: crate::music::ChordTrack,
+    ) -> ([crate::music::Instrument; 5], Song) {
+        let mut band_rng: SongRng = stage_rng(1, "band");
+        let band = choose_band(Style::Rock, &mut band_rng);
+        let frame = Song {
+            style: Style::Rock,
+            tempo_bpm: 120.0,
+            meter,
+            key: crate::music::Key::new(0, crate::music::Mode::Major),
+            bars,
+            sections: Vec::new(),
+            chords,
+            stems: Vec::new(),
+        };
+        (band, frame)
+    }
+
     #[test]
     fn decoding_plays_each_stem_the_way_the_config_says_its_style_does() {
         use crate::model::playing::PlayingCounts;
@@ -656,23 +677,10 @@ pub(crate) mod tests {
                     .unwrap();
             }
         }
-        let mut band_rng: SongRng = stage_rng(1, "band");
-        let band = choose_band(Style::Rock, &mut band_rng);
-        let frame = Song {
-            style: Style::Rock,
-            tempo_bpm: 120.0,
-            meter,
-            key: crate::music::Key::new(0, crate::music::Mode::Major),
-            bars: bars as u32,
-            sections: Vec::new(),
-            chords: crate::music::ChordTrack {
-                per_beat: vec![
-                    crate::music::Chord::new(0, crate::music::ChordQuality::Dominant7);
-                    8
-                ],
-            },
-            stems: Vec::new(),
+        let chords = crate::music::ChordTrack {
+            per_beat: vec![crate::music::Chord::new(0, crate::music::ChordQuality::Dominant7); 8],
         };
+        let (band, frame) = rock_frame(meter, bars as u32, chords);
         let counts = |models: &Models<Flex>| -> Vec<PlayingCounts> {
             tracks_from_values(models, &Stem::ALL, &frame, &band, &values)
                 .unwrap()
@@ -748,18 +756,7 @@ pub(crate) mod tests {
             grid.write_planes(&planes, &mut values[at..at + grid.values()])
                 .unwrap();
         }
-        let mut band_rng: SongRng = stage_rng(1, "band");
-        let band = choose_band(Style::Rock, &mut band_rng);
-        let frame = Song {
-            style: Style::Rock,
-            tempo_bpm: 120.0,
-            meter,
-            key: crate::music::Key::new(0, crate::music::Mode::Major),
-            bars: 2,
-            sections: Vec::new(),
-            chords: crate::music::ChordTrack::default(),
-            stems: Vec::new(),
-        };
+        let (band, frame) = rock_frame(meter, 2, crate::music::ChordTrack::default());
         let starts = |models: &Models<Flex>| -> Vec<u32> {
             let tracks = tracks_from_values(models, &[Stem::Lead], &frame, &band, &values);
             tracks.unwrap()[0].notes.iter().map(|n| n.start).collect()

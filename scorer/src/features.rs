@@ -2,6 +2,7 @@
 //! pitch classes are, how dense and polyphonic each stem is, how steady its grooves are.
 //! The critic reports them beside its scores; evaluation compares them with real music.
 
+use refrain_engine::model::rhythm::rhythm_similarity;
 use refrain_engine::music::{Song, Stem};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -74,18 +75,8 @@ pub fn song_features(song: &Song) -> SongFeatures {
         }
         let (mut stem_sum, mut stem_pairs) = (0.0, 0usize);
         for pair in patterns.windows(2) {
-            let both = pair[0]
-                .iter()
-                .zip(&pair[1])
-                .filter(|(a, b)| **a && **b)
-                .count();
-            let either = pair[0]
-                .iter()
-                .zip(&pair[1])
-                .filter(|(a, b)| **a || **b)
-                .count();
-            if either > 0 {
-                stem_sum += both as f64 / either as f64;
+            if let Some(similarity) = rhythm_similarity(&pair[0], &pair[1]) {
+                stem_sum += similarity;
                 stem_pairs += 1;
             }
         }

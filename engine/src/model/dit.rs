@@ -223,21 +223,29 @@ impl DitConfig {
     /// The onset logit shift for stem number `stem` in a song of `style`: the style's own
     /// where calibrated per style, else the shared one (0 when not calibrated).
     pub fn onset_shift_of(&self, style: Style, stem: usize) -> f32 {
-        let index = Style::ALL.iter().position(|&s| s == style).unwrap_or(0);
-        match self.onset_shift_by_style.get(index * self.stems + stem) {
-            Some(&shift) if stem < self.stems => shift,
-            _ => self.onset_shift.get(stem).copied().unwrap_or(0.0),
+        match self
+            .by_style_index(style, stem)
+            .and_then(|i| self.onset_shift_by_style.get(i))
+        {
+            Some(&shift) => shift,
+            None => self.onset_shift.get(stem).copied().unwrap_or(0.0),
         }
+    }
+
+    /// Where stem number `stem` of `style` sits in a `*_by_style` entry list (style-major;
+    /// an unknown style reads as the first); `None` for a stem this DiT does not have.
+    fn by_style_index(&self, style: Style, stem: usize) -> Option<usize> {
+        let style = Style::ALL.iter().position(|&s| s == style).unwrap_or(0);
+        (stem < self.stems).then_some(style * self.stems + stem)
     }
 
     /// The bar-to-bar rhythm lift for stem number `stem` in a song of `style` (0 when not
     /// calibrated).
     pub fn rhythm_lift_of(&self, style: Style, stem: usize) -> f32 {
-        let index = Style::ALL.iter().position(|&s| s == style).unwrap_or(0);
-        match self.rhythm_lift_by_style.get(index * self.stems + stem) {
-            Some(&lift) if stem < self.stems => lift,
-            _ => 0.0,
-        }
+        self.by_style_index(style, stem)
+            .and_then(|i| self.rhythm_lift_by_style.get(i))
+            .copied()
+            .unwrap_or(0.0)
     }
 
     /// Stores how each style plays each stem (`Style::ALL.len() * stems` entries, style-major,
@@ -254,14 +262,13 @@ impl DitConfig {
     /// How stem number `stem` is played in a song of `style` (see [`crate::model::playing`]):
     /// as counted by calibration, else the bass and the lead as single lines.
     pub fn playing_of(&self, style: Style, stem: usize) -> Playing {
-        let index = Style::ALL.iter().position(|&s| s == style).unwrap_or(0) * self.stems + stem;
         fn entry<T: Copy>(entries: &[T], index: Option<usize>, otherwise: T) -> T {
             index
                 .and_then(|i| entries.get(i))
                 .copied()
                 .unwrap_or(otherwise)
         }
-        let index = (stem < self.stems).then_some(index);
+        let index = self.by_style_index(style, stem);
         let bass_or_lead = matches!(Stem::ALL.get(stem), Some(Stem::Bass | Stem::Lead));
         Playing {
             single_line: entry(&self.single_line_by_style, index, bass_or_lead),

@@ -3,7 +3,9 @@
 //! DiT's samples, decoded bar by bar, share about half that: each bar's onsets are sure of
 //! themselves only where the model is, and the uncertain ones fall either way independently
 //! of the bar before. Decoding therefore reads a stem's bars in order and gives an onset
-//! where the bar before had one a fixed lift in logits. The lift is fitted per style and stem
+//! where the bar before had one a fixed lift in logits, and takes as much from a step where
+//! it had none (a lift alone would ratchet a song's density up bar after bar). The lift is
+//! fitted per style and stem
 //! by `refrain train calibrate` (with the onset shift, so density stays matched) until the
 //! sampled training windows repeat their rhythm as much as the real ones, and stored in the
 //! DiT's config; none is applied where the samples already repeat enough.
@@ -102,7 +104,8 @@ pub fn onset_steps(bar: &[f32], rows: usize, steps: usize) -> Vec<bool> {
 }
 
 /// Jaccard similarity of two bars' onset steps; `None` where neither has one (the pair does
-/// not count, as in the groove consistency of `refrain_scorer::features`).
+/// not count). The groove consistency of `refrain_scorer::features` is its mean, so the
+/// calibration fits the lift to the measure the evaluation reports.
 pub fn rhythm_similarity(a: &[bool], b: &[bool]) -> Option<f64> {
     let both = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
     let either = a.iter().zip(b).filter(|(x, y)| **x || **y).count();

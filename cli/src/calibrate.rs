@@ -1,21 +1,26 @@
 //! `refrain train calibrate`: fits the onset shift per stem that makes the DiT's sampled bars
 //! decode to as many notes as real bars, and the bar-to-bar rhythm lift that makes them
 //! repeat their rhythm as much (engine::train::calibrate), on training windows, reports both
-//! on held-out windows too, and stores them in the DiT file's config.
+//! on held-out windows too; then corrects the shifts on whole written songs
+//! (engine::train::song_density); and stores them in the DiT file's config.
 
+use crate::evaluate::evaluation_request;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::dataset::Split;
 use refrain_engine::model::playing::OnsetUnit;
 use refrain_engine::model::sampler::SamplerSettings;
-use refrain_engine::music::{Stem, Style};
+use refrain_engine::music::{DrumClass, Stem, Style};
 use refrain_engine::train::calibrate::{
     PlayingTally, StemCalibration, WindowDraw, calibration_pieces, count_training_playing,
     fit_onset_shift, sample_onset_logits,
 };
 use refrain_engine::train::latents::LatentSet;
-use refrain_engine::writer::{self, CpuBackend, DIT_FILE, Models};
+use refrain_engine::train::song_density::{
+    ShiftSearch, SongDensityData, StyleSongFit, fit_song_density,
+};
+use refrain_engine::writer::{self, CpuBackend, DIT_FILE, Models, WriterSettings};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -43,13 +48,35 @@ pub struct CalibrateArgs {
     /// the bars before it; only the rest is sampled, and counted.
     #[arg(long, default_value_t = 0)]
     context_bars: usize,
-
+    /// Rounds of writing whole songs after the window fit, correcting each style's stem
+    /// shifts and drum-class shifts until its songs are as dense as its training pieces
+    /// (songs drift denser along the chain of windows); 0 skips it.
+    #[arg(long, default_value_t = 3)]
+    song_rounds: usize,
+    /// Songs per style written in each round.
+    #[arg(long, default_value_t = 32)]
+    songs_per_style: usize,
+    /// What the songs are asked for: requests like users' (`refrain evaluate dit`'s: the
+    /// style's tempo range, 20 to 60 seconds, any key and meter, with other seeds) or
+    /// training pieces' own (their tempo, key, meter, mood and length).
+    #[arg(long, value_enum, default_value_t = SongRequests::Users)]
+    song_requests: SongRequests,
+    /// Keep the stored window fit and run only the song rounds.
+    #[arg(long)]
+    songs_only: bool,
     /// Seed of the window choice and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Also write the report here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// `train calibrate --song-requests`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SongRequests {
+    Users,
+    Pieces,
 }
 
 pub fn run(args: CalibrateArgs) -> Result<()> {
@@ -76,6 +103,43 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
             models.dit_config.max_bars
         );
     }
+    let mut report = if args.songs_only {
+        if models.dit_config.onset_shift_by_style.is_empty() {
+            anyhow::bail!(
+                "--songs-only needs a DiT file calibrated on windows already (run without it)"
+            );
+        }
+        serde_json::json!({})
+    } else {
+        fit_windows(&args, &mut models)?
+    };
+    if args.song_rounds > 0 {
+        let fits = fit_songs(&args, &mut models)?;
+        report["songs"] = serde_json::to_value(&fits)?;
+    }
+    let path = assets.join(DIT_FILE);
+    // Written beside, then renamed: a failure leaves the old file whole.
+    let partial = assets.join(format!("{DIT_FILE}.partial"));
+    models
+        .dit
+        .save_safetensors(&models.dit_config, &partial)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &path).with_context(|| format!("replacing {}", path.display()))?;
+    eprintln!(
+        "stored the shifts and how each stem is played in {}",
+        path.display()
+    );
+    if let Some(json) = &args.json {
+        std::fs::write(json, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", json.display()))?;
+    }
+    Ok(())
+}
+
+/// The window fit (see the module doc): fits and stores in `models.dit_config` the shifts,
+/// lifts and playing flags, prints them, and gives them back for the JSON report.
+fn fit_windows(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<serde_json::Value> {
+    let device = models.device.clone();
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("encoding {pos} pieces ({per_sec}, {elapsed})")
@@ -144,10 +208,10 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
-    print_report("all styles", &shared, args.windows, &args);
+    print_report("all styles", &shared, args.windows, args);
     for (style, report) in &by_style {
         match report {
-            Some(report) => print_report(style.name(), report, args.style_windows, &args),
+            Some(report) => print_report(style.name(), report, args.style_windows, args),
             None => println!(
                 "{}: no training and held-out pieces of {} bars; the shared shifts are used",
                 style.name(),
@@ -167,55 +231,43 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     };
     models.dit_config.onset_shift_by_style = per_style(|s| s.shift);
     models.dit_config.rhythm_lift_by_style = per_style(|s| s.lift);
-    let path = assets.join(DIT_FILE);
-    // Written beside, then renamed: a failure leaves the old file whole.
-    let partial = assets.join(format!("{DIT_FILE}.partial"));
-    models
-        .dit
-        .save_safetensors(&models.dit_config, &partial)
-        .with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, &path).with_context(|| format!("replacing {}", path.display()))?;
-    eprintln!(
-        "stored the shifts and how each stem is played in {}",
-        path.display()
-    );
-    if let Some(json) = &args.json {
-        let report = serde_json::json!({
-            "all_styles": shared,
-            "playing": Style::ALL
-                .iter()
-                .map(|&style| {
-                    let stems = Stem::ALL
-                        .iter()
-                        .map(|&stem| {
-                            let counts = playing.counts(style, stem);
-                            let judged = counts.playing();
-                            (stem.name(), serde_json::json!({
-                                "notes": counts.notes,
-                                "overlapping": counts.overlapping,
-                                "strikes": counts.strikes,
-                                "ragged_strikes": counts.ragged_strikes,
-                                "onset_steps_by_voices": counts.onset_steps_by_voices,
-                                "single_line": judged.single_line,
-                                "overlapping_earlier_strikes": counts.overlapping_earlier_strikes,
-                                "strikes_end_together": judged.strikes_end_together,
-                                "strikes_in_turn": judged.strikes_in_turn,
-                                "voices": judged.voices,
-                            }))
-                        })
-                        .collect::<std::collections::BTreeMap<_, _>>();
-                    (style.name(), stems)
-                })
-                .collect::<std::collections::BTreeMap<_, _>>(),
-            "by_style": by_style
-                .iter()
-                .map(|(style, report)| (style.name(), report))
-                .collect::<std::collections::BTreeMap<_, _>>(),
-        });
-        std::fs::write(json, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", json.display()))?;
-    }
-    Ok(())
+    // The song rounds refit the drum classes on top of the new stem shifts.
+    models.dit_config.drum_shift_by_style = Vec::new();
+    Ok(serde_json::json!({
+        "all_styles": shared,
+        "playing": Style::ALL
+            .iter()
+            .map(|&style| {
+                let stems = Stem::ALL
+                    .iter()
+                    .map(|&stem| {
+                        let counts = playing.counts(style, stem);
+                        let judged = counts.playing();
+                        (stem.name(), serde_json::json!({
+                            "notes": counts.notes,
+                            "overlapping": counts.overlapping,
+                            "strikes": counts.strikes,
+                            "ragged_strikes": counts.ragged_strikes,
+                            "onset_steps_by_voices": counts.onset_steps_by_voices,
+                            "single_line": judged.single_line,
+                            "overlapping_earlier_strikes": counts.overlapping_earlier_strikes,
+                            "pieces": counts.tracks,
+                            "pieces_overlapping_earlier_strikes":
+                                counts.tracks_overlapping_earlier_strikes,
+                            "strikes_end_together": judged.strikes_end_together,
+                            "strikes_in_turn": judged.strikes_in_turn,
+                            "voices": judged.voices,
+                        }))
+                    })
+                    .collect::<std::collections::BTreeMap<_, _>>();
+                (style.name(), stems)
+            })
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        "by_style": by_style
+            .iter()
+            .map(|(style, report)| (style.name(), report))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    }))
 }
 
 fn print_report(what: &str, report: &[StemCalibration], windows: usize, args: &CalibrateArgs) {
@@ -270,8 +322,8 @@ fn print_report(what: &str, report: &[StemCalibration], windows: usize, args: &C
 fn print_playing(playing: &PlayingTally) {
     println!(
         "how each stem is played in the training pieces (notes overlapping an earlier one -> a \
-         single line; overlapping an earlier strike -> in turn; strikes ending raggedly -> \
-         together; fixed voices): decoding follows it"
+         single line; overlapping an earlier strike, and pieces with any -> in turn; strikes \
+         ending raggedly -> together; fixed voices): decoding follows it"
     );
     for style in Style::ALL {
         let cells: Vec<String> = Stem::ALL
@@ -288,11 +340,12 @@ fn print_playing(playing: &PlayingTally) {
                     }
                 };
                 format!(
-                    "{} {:.1}%{} {:.1}%{} {:.1}%{}{}",
+                    "{} {:.1}%{} {:.1}% ({:.0}%){} {:.1}%{}{}",
                     stem.name(),
                     share(c.overlapping, c.notes),
                     mark(judged.single_line, "line"),
                     share(c.overlapping_earlier_strikes, c.notes),
+                    share(c.tracks_overlapping_earlier_strikes, c.tracks),
                     mark(judged.strikes_in_turn, "in turn"),
                     share(c.ragged_strikes, c.strikes),
                     mark(judged.strikes_end_together, "together"),
@@ -302,4 +355,80 @@ fn print_playing(playing: &PlayingTally) {
             .collect();
         println!("{:<10} {}", style.name(), cells.join(" | "));
     }
+}
+
+/// The song rounds (engine::train::song_density): fits and stores each style's stem and
+/// drum-class shifts on whole songs, and prints what each round measured.
+fn fit_songs(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<Vec<StyleSongFit>> {
+    if args.songs_per_style == 0 {
+        anyhow::bail!("--songs-per-style must be at least 1 (or --song-rounds 0)");
+    }
+    let mut data = SongDensityData::read(&args.data, args.songs_per_style, args.seed)?;
+    if args.song_requests == SongRequests::Users {
+        // Indices far past any evaluation's, so no song is also an evaluation song.
+        let first = 1_000_000 + args.seed as usize * Style::ALL.len() * args.songs_per_style;
+        for (&style, requests) in &mut data.requests {
+            *requests = (0..args.songs_per_style)
+                .map(|i| evaluation_request(first + i * Style::ALL.len() + style.number(), style))
+                .collect();
+        }
+    }
+    let songs: usize = data.requests.values().map(Vec::len).sum();
+    let bar = ProgressBar::new((songs * args.song_rounds) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} songs written ({eta})")
+            .expect("static template"),
+    );
+    let fits = fit_song_density(
+        models,
+        &data,
+        &WriterSettings::default(),
+        args.song_rounds,
+        &mut |n| bar.set_position(n as u64),
+    )?;
+    bar.finish_and_clear();
+    println!(
+        "whole songs, {} per style ({:?} requests), {} rounds: notes per bar (median over \
+         songs; drum classes: mean) of the training pieces -> each round's songs, shift from \
+         -> to",
+        args.songs_per_style, args.song_requests, args.song_rounds
+    );
+    let tried = |search: &ShiftSearch| {
+        search
+            .tried
+            .iter()
+            .map(|(_, measured)| format!("{measured:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for fit in &fits {
+        let mut cells = Vec::new();
+        for ((stem, search), (from, to)) in Stem::ALL.iter().zip(&fit.stems).zip(&fit.stem_shifts) {
+            if let Some(search) = search {
+                cells.push(format!(
+                    "{} {:.2} -> {} ({from:.2} -> {to:.2})",
+                    stem.name(),
+                    search.target,
+                    tried(search)
+                ));
+            }
+        }
+        println!("{:<10} {}", fit.style.name(), cells.join(" | "));
+        let classes: Vec<String> = DrumClass::ALL
+            .iter()
+            .zip(&fit.drum_classes)
+            .zip(&fit.drum_shifts)
+            .map(|((class, search), shift)| {
+                format!(
+                    "{class:?} {:.2} -> {} ({shift:+.2})",
+                    search.target,
+                    tried(search)
+                )
+            })
+            .collect();
+        if !classes.is_empty() {
+            println!("{:<10} drums: {}", "", classes.join(" | "));
+        }
+    }
+    Ok(fits)
 }

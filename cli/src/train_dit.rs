@@ -150,7 +150,8 @@ pub fn run(args: TrainDitArgs) -> Result<()> {
             let mut uncalibrated = from
                 .with_onset_shift(Vec::new())
                 .with_onset_shift_by_style(Vec::new())
-                .with_rhythm_lift_by_style(Vec::new());
+                .with_rhythm_lift_by_style(Vec::new())
+                .with_drum_shift_by_style(Vec::new());
             uncalibrated.set_playing(&[]);
             let record = format!("{} (sha256 {})", path.display(), sha256_hex(&bytes));
             (uncalibrated, Some(record))

@@ -331,6 +331,11 @@ impl Style {
         Style::Folk,
     ];
 
+    /// This style's place in [`Style::ALL`]: where per-style tables keep it.
+    pub fn number(self) -> usize {
+        Style::ALL.iter().position(|&s| s == self).unwrap_or(0)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Style::Lofi => "lofi",

@@ -157,23 +157,37 @@ impl<B: Backend> Models<B> {
         let stems = Stem::ALL.len();
         let count = tokens.len() / self.dit_config.latent_dim;
         let mut logits = self.decode_logits(tokens);
-        if !self.dit_config.onset_shift.is_empty()
-            || !self.dit_config.onset_shift_by_style.is_empty()
+        let config = &self.dit_config;
+        if !config.onset_shift.is_empty()
+            || !config.onset_shift_by_style.is_empty()
+            || !config.drum_shift_by_style.is_empty()
         {
-            // Only the onset plane moves.
+            // Only the onset plane moves: by the stem's shift, and on the drum stem's rows by
+            // each class's own on top.
+            let rows = self.autoencoder_config.grid().rows;
+            let drums = Stem::ALL.iter().position(|&s| s == Stem::Drums);
             let shifts: Vec<f32> = (0..count)
                 .flat_map(|i| {
-                    let mut shift = [0.0; PLANES];
-                    shift[ONSET] = self.dit_config.onset_shift_of(style, i % stems);
+                    let stem = i % stems;
+                    let mut shift = vec![0.0; PLANES * rows];
+                    for (row, value) in shift[ONSET * rows..(ONSET + 1) * rows]
+                        .iter_mut()
+                        .enumerate()
+                    {
+                        *value = config.onset_shift_of(style, stem);
+                        if Some(stem) == drums {
+                            *value += config.drum_shift_of(style, row);
+                        }
+                    }
                     shift
                 })
                 .collect();
             logits = logits
                 + Tensor::<B, 1>::from_data(
-                    TensorData::new(shifts, [count * PLANES]),
+                    TensorData::new(shifts, [count * PLANES * rows]),
                     &self.device,
                 )
-                .reshape([count, PLANES, 1, 1]);
+                .reshape([count, PLANES, rows, 1]);
         }
         self.autoencoder
             .values_from_logits(logits)

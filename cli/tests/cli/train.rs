@@ -151,22 +151,43 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
         "4",
         "--window-bars",
         "4",
+        "--song-rounds",
+        "1",
+        "--songs-per-style",
+        "1",
     ]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(
-        stdout.contains("lead") && stdout.contains("held-out"),
+        stdout.contains("lead") && stdout.contains("held-out") && stdout.contains("whole songs"),
         "{stdout}"
     );
-    let (config, _) =
-        Dit::<Flex>::load_safetensors(&assets.join(DIT_FILE), &Default::default()).unwrap();
+    let load = || Dit::<Flex>::load_safetensors(&assets.join(DIT_FILE), &Default::default());
+    let (config, _) = load().unwrap();
     assert_eq!(config.onset_shift.len(), 5);
     assert!(config.onset_shift.iter().all(|s| s.is_finite()));
     assert_eq!(config.onset_shift_by_style.len(), 8 * 5);
     assert!(config.onset_shift_by_style.iter().all(|s| s.is_finite()));
+    assert_eq!(config.drum_shift_by_style.len(), 8 * 11);
     let left: Vec<_> = std::fs::read_dir(&assets).unwrap().collect();
     assert_eq!(left.len(), 2, "no partial file left behind");
+
+    // The song rounds alone keep the window fit (the shared shifts, the lifts).
+    let result = calibrate(&[
+        "--songs-only",
+        "--song-rounds",
+        "1",
+        "--songs-per-style",
+        "1",
+        "--song-requests",
+        "pieces",
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let (again, _) = load().unwrap();
+    assert_eq!(again.onset_shift, config.onset_shift);
+    assert_eq!(again.rhythm_lift_by_style, config.rhythm_lift_by_style);
 }
 
 #[test]

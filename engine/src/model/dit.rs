@@ -16,7 +16,7 @@ use super::autoencoder::SeededInit;
 use super::conditions::{BAR_FIELDS, BAR_VOCABULARY, SONG_FIELDS, SONG_VOCABULARY};
 use super::playing::Playing;
 use crate::Error;
-use crate::music::{Stem, Style};
+use crate::music::{DrumClass, Stem, Style};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
@@ -77,6 +77,12 @@ pub struct DitConfig {
     /// Empty means none.
     #[config(default = "Vec::new()")]
     pub rhythm_lift_by_style: Vec<f32>,
+    /// Per style and drum class (`Style::ALL.len() * DrumClass::ALL.len()` entries,
+    /// style-major), what is added to the drum stem's onset logits on that class's row, on
+    /// top of the stem's shift; fitted by `refrain train calibrate` on whole written songs so
+    /// each class plays as often as in the style's training pieces. Empty means none.
+    #[config(default = "Vec::new()")]
+    pub drum_shift_by_style: Vec<f32>,
     /// Per style and stem (`Style::ALL.len() * stems` entries, style-major), whether the
     /// stem is a single line in that style's training pieces, counted by `refrain train
     /// calibrate` (see [`crate::model::playing`]). Empty means the bass and the lead only.
@@ -201,6 +207,14 @@ impl DitConfig {
                 "rhythm_lift_by_style must have one entry from 0 to 100 per style and stem".into(),
             );
         }
+        if !self.drum_shift_by_style.is_empty()
+            && (self.drum_shift_by_style.len() != Style::ALL.len() * DrumClass::ALL.len()
+                || self.drum_shift_by_style.iter().any(|s| !s.is_finite()))
+        {
+            return bad(
+                "drum_shift_by_style must have one finite entry per style and drum class".into(),
+            );
+        }
         for (name, entries) in [
             ("single_line_by_style", self.single_line_by_style.len()),
             (
@@ -232,11 +246,10 @@ impl DitConfig {
         }
     }
 
-    /// Where stem number `stem` of `style` sits in a `*_by_style` entry list (style-major;
-    /// an unknown style reads as the first); `None` for a stem this DiT does not have.
+    /// Where stem number `stem` of `style` sits in a `*_by_style` entry list (style-major);
+    /// `None` for a stem this DiT does not have.
     fn by_style_index(&self, style: Style, stem: usize) -> Option<usize> {
-        let style = Style::ALL.iter().position(|&s| s == style).unwrap_or(0);
-        (stem < self.stems).then_some(style * self.stems + stem)
+        (stem < self.stems).then_some(style.number() * self.stems + stem)
     }
 
     /// The bar-to-bar rhythm lift for stem number `stem` in a song of `style` (0 when not
@@ -244,6 +257,18 @@ impl DitConfig {
     pub fn rhythm_lift_of(&self, style: Style, stem: usize) -> f32 {
         self.by_style_index(style, stem)
             .and_then(|i| self.rhythm_lift_by_style.get(i))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// The onset logit shift of drum class number `class` (its row of the drum stem) in a
+    /// song of `style`, on top of the stem's (0 when not calibrated).
+    pub fn drum_shift_of(&self, style: Style, class: usize) -> f32 {
+        if class >= DrumClass::ALL.len() {
+            return 0.0;
+        }
+        self.drum_shift_by_style
+            .get(style.number() * DrumClass::ALL.len() + class)
             .copied()
             .unwrap_or(0.0)
     }

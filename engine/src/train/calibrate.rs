@@ -446,7 +446,7 @@ impl PlayingTally {
     }
 
     pub fn counts(&self, style: Style, stem: Stem) -> PlayingCounts {
-        let style = Style::ALL.iter().position(|&s| s == style).unwrap_or(0);
+        let style = style.number();
         let stem = Stem::ALL.iter().position(|&s| s == stem).unwrap_or(0);
         self.counts[style * Stem::ALL.len() + stem]
     }
@@ -493,6 +493,7 @@ pub fn count_training_playing(dir: &Path) -> Result<PlayingTally, Error> {
 mod tests {
     use super::*;
     use crate::dataset::own_song_pieces;
+    use crate::music::DrumClass;
 
     #[test]
     fn the_tally_counts_training_pieces_and_stores_what_decoding_follows() {
@@ -666,9 +667,33 @@ mod tests {
         let first = Style::ALL[0];
         assert_eq!(models.decode_tokens(tokens.clone(), first).unwrap(), plain);
         assert_eq!(
-            models.decode_tokens(tokens, Style::ALL[1]).unwrap(),
+            models.decode_tokens(tokens.clone(), Style::ALL[1]).unwrap(),
             shifted
         );
+        // A drum class's shift moves its own row of the drum stem only, on top.
+        let mut drum_shifts = vec![0.0; Style::ALL.len() * DrumClass::ALL.len()];
+        drum_shifts[DrumClass::ALL.len() + 2] = 3.0;
+        models.dit_config.drum_shift_by_style = drum_shifts;
+        models.dit_config.validate().unwrap();
+        assert_eq!(models.decode_tokens(tokens.clone(), first).unwrap(), plain);
+        let drummed = models.decode_tokens(tokens, Style::ALL[1]).unwrap();
+        let drums = Stem::ALL.iter().position(|&s| s == Stem::Drums).unwrap();
+        let steps = models.autoencoder_config.grid().steps;
+        for (token, (a, b)) in shifted
+            .chunks(3 * cells)
+            .zip(drummed.chunks(3 * cells))
+            .enumerate()
+        {
+            for (cell, (x, y)) in a.iter().zip(b).enumerate() {
+                if token % Stem::ALL.len() == drums && cell / steps == 2 {
+                    assert!(y > x, "token {token} cell {cell}");
+                } else {
+                    assert_eq!(x, y, "token {token} cell {cell}");
+                }
+            }
+        }
+        models.dit_config.drum_shift_by_style = vec![f32::NAN; DrumClass::ALL.len()];
+        assert!(models.dit_config.validate().is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod dit;
 pub mod latents;
 pub mod loss;
 pub mod metrics;
+pub mod song_density;
 
 use crate::Error;
 use crate::model::{BarAutoencoder, BarAutoencoderConfig, BarGrid};

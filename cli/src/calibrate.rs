@@ -51,7 +51,7 @@ pub struct CalibrateArgs {
     /// Rounds of writing whole songs after the window fit, correcting each style's stem
     /// shifts and drum-class shifts until its songs are as dense as its training pieces
     /// (songs drift denser along the chain of windows); 0 skips it.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 4)]
     song_rounds: usize,
     /// Songs per style written in each round.
     #[arg(long, default_value_t = 32)]
@@ -139,7 +139,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
 /// The window fit (see the module doc): fits and stores in `models.dit_config` the shifts,
 /// lifts and playing flags, prints them, and gives them back for the JSON report.
 fn fit_windows(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<serde_json::Value> {
-    let device = models.device.clone();
+    let device = models.device;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("encoding {pos} pieces ({per_sec}, {elapsed})")
@@ -176,7 +176,7 @@ fn fit_windows(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<
                 context: args.context_bars,
                 seed: args.seed,
             };
-            let logits = sample_onset_logits(&models, &set, draw, sampler, &mut |n| {
+            let logits = sample_onset_logits(models, &set, draw, sampler, &mut |n| {
                 bar.set_position(done + n as u64)
             });
             done += windows as u64;

@@ -10,7 +10,8 @@
 //! ([`crate::model::rhythm`]) that makes the sampled windows repeat their rhythm from bar to
 //! bar as much as the real ones (`rhythm_lift_by_style`). Calibration also counts how each
 //! stem is played in each style's training pieces (single lines, fixed voices, strikes in
-//! turn and ending together; [`crate::model::playing`]) for the decoder.
+//! turn and ending together; [`crate::model::playing`]) for the decoder. Whole written songs
+//! then correct the shifts per style ([`crate::train::song_density`]).
 
 use crate::Error;
 use crate::dataset::{self, Piece, Split};

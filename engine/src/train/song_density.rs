@@ -307,9 +307,9 @@ pub fn fit_song_density<B: Backend>(
                 let (_, song) = generate::compose(request, models, settings, &mut Thinking::none())
                     .map_err(|e| {
                         Error::Model(format!(
-                            "writing a {} calibration song ({} bars): {e}",
+                            "writing a {} calibration song (seed {}): {e}",
                             fit.style.name(),
-                            request.bars.unwrap_or_default()
+                            request.seed
                         ))
                     })?;
                 songs.push(SongDensity::of(&song.song));

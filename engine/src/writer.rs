@@ -169,12 +169,13 @@ impl<B: Backend> Models<B> {
             let shifts: Vec<f32> = (0..count)
                 .flat_map(|i| {
                     let stem = i % stems;
+                    let stem_shift = config.onset_shift_of(style, stem);
                     let mut shift = vec![0.0; PLANES * rows];
                     for (row, value) in shift[ONSET * rows..(ONSET + 1) * rows]
                         .iter_mut()
                         .enumerate()
                     {
-                        *value = config.onset_shift_of(style, stem);
+                        *value = stem_shift;
                         if Some(stem) == drums {
                             *value += config.drum_shift_of(style, row);
                         }

@@ -18,7 +18,7 @@ use refrain_engine::train::calibrate::{
 };
 use refrain_engine::train::latents::LatentSet;
 use refrain_engine::train::song_density::{
-    ShiftSearch, SongDensityData, StyleSongFit, fit_song_density,
+    Figure, SongDensityData, StyleSongFit, ValueSearch, fit_song_density,
 };
 use refrain_engine::writer::{self, CpuBackend, DIT_FILE, Models, WriterSettings};
 use std::path::PathBuf;
@@ -56,6 +56,11 @@ pub struct CalibrateArgs {
     /// Songs per style written in each round.
     #[arg(long, default_value_t = 32)]
     songs_per_style: usize,
+    /// Keep the window fit's bar-to-bar rhythm lifts in the song rounds (by default they
+    /// are refitted too, until each stem's songs repeat their rhythm from bar to bar as
+    /// much as its training pieces).
+    #[arg(long)]
+    window_lifts: bool,
     /// What the songs are asked for: requests like users' (`refrain evaluate dit`'s: the
     /// style's tempo range, 20 to 60 seconds, any key and meter, with other seeds) or
     /// training pieces' own (their tempo, key, meter, mood and length).
@@ -384,20 +389,24 @@ fn fit_songs(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<Ve
         &data,
         &WriterSettings::default(),
         args.song_rounds,
+        !args.window_lifts,
         &mut |n| bar.set_position(n as u64),
     )?;
     bar.finish_and_clear();
     println!(
         "whole songs, {} per style ({:?} requests), {} rounds: notes per bar (median over \
-         songs; drum classes: mean) of the training pieces -> each round's songs, shift from \
-         -> to",
+         songs; drum classes: mean) and groove (median) of the training pieces -> each round's \
+         songs, shift or lift from -> to",
         args.songs_per_style, args.song_requests, args.song_rounds
     );
-    let tried = |search: &ShiftSearch| {
+    let tried = |search: &ValueSearch| {
         search
             .tried
             .iter()
-            .map(|(_, measured)| format!("{measured:.2}"))
+            .map(|(_, measured)| match search.figure {
+                Figure::Density => format!("{measured:.2}"),
+                Figure::Groove => format!("{measured:.3}"),
+            })
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -414,6 +423,24 @@ fn fit_songs(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<Ve
             }
         }
         println!("{:<10} {}", fit.style.name(), cells.join(" | "));
+        let grooves: Vec<String> = Stem::ALL
+            .iter()
+            .zip(&fit.lifts)
+            .zip(&fit.stem_lifts)
+            .filter_map(|((stem, search), (from, to))| {
+                search.as_ref().map(|search| {
+                    format!(
+                        "{} {:.3} -> {} (lift {from:.2} -> {to:.2})",
+                        stem.name(),
+                        search.target,
+                        tried(search)
+                    )
+                })
+            })
+            .collect();
+        if !grooves.is_empty() {
+            println!("{:<10} groove: {}", "", grooves.join(" | "));
+        }
         let classes: Vec<String> = DrumClass::ALL
             .iter()
             .zip(&fit.drum_classes)

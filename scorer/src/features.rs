@@ -2,7 +2,7 @@
 //! pitch classes are, how dense and polyphonic each stem is, how steady its grooves are.
 //! The critic reports them beside its scores; evaluation compares them with real music.
 
-use refrain_engine::model::rhythm::rhythm_similarity;
+use refrain_engine::model::rhythm::groove_sum;
 use refrain_engine::music::{Song, Stem};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,7 +42,7 @@ pub fn song_features(song: &Song) -> SongFeatures {
     let mut in_scale = 0usize;
     let mut histogram = [0f64; 12];
     let mut stems = BTreeMap::new();
-    let mut groove_sum = 0.0;
+    let mut groove_total = 0.0;
     let mut groove_pairs = 0usize;
     for track in &song.stems {
         let total_steps = song.steps().max(1) as usize;
@@ -65,22 +65,8 @@ pub fn song_features(song: &Song) -> SongFeatures {
         } else {
             active.iter().map(|&c| f64::from(c)).sum::<f64>() / active.len() as f64
         };
-        // Onset patterns per bar, compared bar to bar (Jaccard), skipping silent pairs.
-        let mut patterns = vec![vec![false; steps_per_bar as usize]; bars as usize];
-        for note in &track.notes {
-            let bar = (note.start / steps_per_bar) as usize;
-            if bar < patterns.len() {
-                patterns[bar][(note.start % steps_per_bar) as usize] = true;
-            }
-        }
-        let (mut stem_sum, mut stem_pairs) = (0.0, 0usize);
-        for pair in patterns.windows(2) {
-            if let Some(similarity) = rhythm_similarity(&pair[0], &pair[1]) {
-                stem_sum += similarity;
-                stem_pairs += 1;
-            }
-        }
-        groove_sum += stem_sum;
+        let (stem_sum, stem_pairs) = groove_sum(&track.notes, bars, steps_per_bar);
+        groove_total += stem_sum;
         groove_pairs += stem_pairs;
         stems.insert(
             track.stem.name().to_string(),
@@ -120,7 +106,7 @@ pub fn song_features(song: &Song) -> SongFeatures {
         groove_consistency: if groove_pairs == 0 {
             0.0
         } else {
-            groove_sum / groove_pairs as f64
+            groove_total / groove_pairs as f64
         },
         stems,
     }

@@ -11,6 +11,7 @@
 //! DiT's config; none is applied where the samples already repeat enough.
 
 use crate::model::playing::OnsetUnit;
+use crate::music::Note;
 use crate::planes::BarPlanes;
 
 /// Couples onset margins bar after bar. `margins` holds one stem's onset logits minus the
@@ -112,6 +113,26 @@ pub fn rhythm_similarity(a: &[bool], b: &[bool]) -> Option<f64> {
     (either > 0).then(|| both as f64 / either as f64)
 }
 
+/// The bar-to-bar groove of one stem's notes in a song of `bars` bars of `steps_per_bar`
+/// steps: the sum of [`rhythm_similarity`] over neighbouring bars' onset steps, and the
+/// number of pairs it counts (neither bar sounding: not counted). Its mean is the groove
+/// consistency `refrain_scorer::features` reports and song calibration fits.
+pub fn groove_sum(notes: &[Note], bars: u32, steps_per_bar: u32) -> (f64, usize) {
+    let steps = steps_per_bar.max(1);
+    let mut patterns = vec![vec![false; steps as usize]; bars as usize];
+    for note in notes {
+        if let Some(pattern) = patterns.get_mut((note.start / steps) as usize) {
+            pattern[(note.start % steps) as usize] = true;
+        }
+    }
+    patterns
+        .windows(2)
+        .filter_map(|pair| rhythm_similarity(&pair[0], &pair[1]))
+        .fold((0.0, 0), |(sum, pairs), similarity| {
+            (sum + similarity, pairs + 1)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +216,23 @@ mod tests {
         assert_eq!(same, margins);
         assert_eq!(rhythm_similarity(&[false, false], &[false, false]), None);
         assert_eq!(rhythm_similarity(&[true, false], &[true, true]), Some(0.5));
+    }
+
+    #[test]
+    fn groove_sums_similarities_of_neighbouring_sounding_bars() {
+        let note = |start| Note {
+            start,
+            duration: 1,
+            pitch: 0,
+            velocity: 100,
+        };
+        // Four bars of 4 steps: {0, 2}, {0}, silent, {1}; a note past the last bar is ignored.
+        let notes = [note(0), note(2), note(4), note(13), note(16)];
+        let (sum, pairs) = groove_sum(&notes, 4, 4);
+        // Pairs: 0-1 (1/2), 1-2 (0/1), 2-3 (0/1); nothing beyond.
+        assert_eq!(pairs, 3);
+        assert!((sum - 0.5).abs() < 1e-12);
+        assert_eq!(groove_sum(&[], 4, 4), (0.0, 0));
+        assert_eq!(groove_sum(&[note(0), note(4)], 2, 4), (1.0, 1));
     }
 }

@@ -1,17 +1,21 @@
-//! Density calibration on whole written songs. The window calibration
+//! Density and groove calibration on whole written songs. The window calibration
 //! ([`crate::train::calibrate`]) matches each stem's onsets in sampled 8-bar windows to the
-//! real windows', but a song is a chain of windows, each continuing from the bars written
-//! before it, and along that chain some stems drift denser than the windows were fitted to
-//! (and a drum kit's classes play in other proportions than the data's). This stage writes
-//! songs per style (under requests like users', or training pieces' own: style, mood, tempo,
-//! key, meter, length), compares them with the style's training pieces, and corrects, in a few
-//! rounds, each pitched stem's onset shift until the median notes per bar per song match, and
+//! real windows', and their bar-to-bar groove, but a song is a chain of windows, each
+//! continuing from the bars written before it, and along that chain some stems drift denser
+//! than the windows were fitted to (and a drum kit's classes play in other proportions than
+//! the data's), and repeat their rhythm less from bar to bar. This stage writes songs per
+//! style (under requests like users', or training pieces' own: style, mood, tempo, key,
+//! meter, length), compares them with the style's training pieces, and corrects, in a few
+//! rounds, each pitched stem's onset shift until the median notes per bar per song match,
 //! each drum class's own shift (`DitConfig::drum_shift_by_style`) until its mean onsets per
-//! bar match. Only training pieces are read: held-out pieces stay the evaluation's.
+//! bar match, and each stem's rhythm lift (`DitConfig::rhythm_lift_by_style`) until its
+//! median groove matches. Only training pieces are read: held-out pieces stay the
+//! evaluation's.
 
 use crate::Error;
 use crate::dataset::{self, Piece, Split};
 use crate::generate;
+use crate::model::rhythm;
 use crate::music::{DrumClass, Song, Stem, Style};
 use crate::plan::Request;
 use crate::reasoning::Thinking;
@@ -34,79 +38,138 @@ const SLOPE_RANGE: (f64, f64) = (0.05, 4.0);
 const MAX_STEP: f64 = 2.0;
 /// Bounds of a fitted shift, in logits.
 const MAX_SONG_SHIFT: f32 = 8.0;
+/// How much groove one logit of rhythm lift adds when nothing has been measured yet (on
+/// windows, a line's groove rises about 0.1 per logit up to the real one), and the bounds of
+/// a measured slope.
+const GROOVE_SLOPE_PRIOR: f64 = 0.05;
+const GROOVE_SLOPE_RANGE: (f64, f64) = (0.01, 0.5);
+/// Largest rhythm lift fitted on songs, in logits: past the windows' bound
+/// ([`crate::train::calibrate::MAX_LIFT`]), where a song's chain of windows repeats its
+/// rhythm less than the windows do.
+const MAX_SONG_LIFT: f32 = 12.0;
 
-/// The search for one shift that brings one figure of written songs (a density, notes per
-/// bar) to its target: Newton steps on log density, the slope measured between the last two
-/// rounds.
+/// What a [`ValueSearch`] brings to its target, and with what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Figure {
+    /// Notes (or onsets) per bar, moved by an onset shift; compared in log density.
+    Density,
+    /// Groove (mean bar-to-bar similarity of onset steps, 0 to 1), moved by a rhythm lift;
+    /// compared as it is.
+    Groove,
+}
+
+impl Figure {
+    /// The slope assumed before two rounds are measured, the bounds of a measured one, and
+    /// the bounds of the value searched.
+    fn slopes_and_bounds(self) -> (f64, (f64, f64), (f32, f32)) {
+        match self {
+            Figure::Density => (SLOPE_PRIOR, SLOPE_RANGE, (-MAX_SONG_SHIFT, MAX_SONG_SHIFT)),
+            Figure::Groove => (GROOVE_SLOPE_PRIOR, GROOVE_SLOPE_RANGE, (0.0, MAX_SONG_LIFT)),
+        }
+    }
+}
+
+/// The search for one decoding value (an onset shift, or a rhythm lift) that brings one
+/// figure of written songs to its target: Newton steps, the slope measured between the last
+/// two rounds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ShiftSearch {
+pub struct ValueSearch {
+    pub figure: Figure,
     pub target: f64,
-    /// `(shift, measured)` of each round so far.
+    /// `(value, measured)` of each round so far.
     pub tried: Vec<(f32, f64)>,
 }
 
-impl ShiftSearch {
-    pub fn new(target: f64) -> ShiftSearch {
-        ShiftSearch {
+impl ValueSearch {
+    /// A search for the onset shift that makes a density `target` notes per bar.
+    pub fn density(target: f64) -> ValueSearch {
+        ValueSearch {
+            figure: Figure::Density,
             target,
             tried: Vec::new(),
         }
     }
 
-    /// How far `measured` lies from the target, in log density (positive: too thin).
-    fn gap(&self, measured: f64) -> f64 {
-        self.target.max(DENSITY_FLOOR).ln() - measured.max(DENSITY_FLOOR).ln()
+    /// A search for the rhythm lift that makes the groove `target`.
+    pub fn groove(target: f64) -> ValueSearch {
+        ValueSearch {
+            figure: Figure::Groove,
+            ..ValueSearch::density(target)
+        }
     }
 
-    /// The shift to try next (`start` when nothing was tried yet).
+    /// How far `measured` lies from the target (positive: too thin, or too loose).
+    fn gap(&self, measured: f64) -> f64 {
+        match self.figure {
+            Figure::Density => {
+                self.target.max(DENSITY_FLOOR).ln() - measured.max(DENSITY_FLOOR).ln()
+            }
+            Figure::Groove => self.target - measured,
+        }
+    }
+
+    /// The value to try next (`start` when nothing was tried yet).
     pub fn next(&self, start: f32) -> f32 {
-        let Some(&(shift, measured)) = self.tried.last() else {
+        let Some(&(value, measured)) = self.tried.last() else {
             return start;
         };
+        let (prior, range, bounds) = self.figure.slopes_and_bounds();
         let slope = match self.tried.len().checked_sub(2).map(|i| self.tried[i]) {
-            Some((before, measured_before)) if (shift - before).abs() > 1e-4 => {
+            Some((before, measured_before)) if (value - before).abs() > 1e-4 => {
                 let slope =
-                    (self.gap(measured_before) - self.gap(measured)) / f64::from(shift - before);
+                    (self.gap(measured_before) - self.gap(measured)) / f64::from(value - before);
                 // A figure that did not move calls for a longer step; one that moved the
                 // wrong way is noise, and the prior stands.
                 if slope >= 0.0 {
-                    slope.clamp(SLOPE_RANGE.0, SLOPE_RANGE.1)
+                    slope.clamp(range.0, range.1)
                 } else {
-                    SLOPE_PRIOR
+                    prior
                 }
             }
-            _ => SLOPE_PRIOR,
+            _ => prior,
         };
         let step = (self.gap(measured) / slope).clamp(-MAX_STEP, MAX_STEP);
-        (shift + step as f32).clamp(-MAX_SONG_SHIFT, MAX_SONG_SHIFT)
+        (value + step as f32).clamp(bounds.0, bounds.1)
     }
 
-    /// The tried shift whose songs came closest to the target (`start` when none was tried).
+    /// The tried value whose songs came closest to the target (`start` when none was tried).
     pub fn best(&self, start: f32) -> f32 {
         self.tried
             .iter()
             .min_by(|a, b| self.gap(a.1).abs().total_cmp(&self.gap(b.1).abs()))
-            .map_or(start, |&(shift, _)| shift)
+            .map_or(start, |&(value, _)| value)
     }
 }
 
-/// Per stem (in `Stem::ALL` order) notes per bar, and per drum class onsets per bar, of one
-/// song or piece.
+/// What one song or piece is compared on: per stem (in `Stem::ALL` order) notes per bar and
+/// groove, per drum class onsets per bar.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct SongDensity {
+pub struct SongMeasures {
     /// `None` for a stem the song does not have.
     pub stems: Vec<Option<f64>>,
+    /// `None` for a stem the song does not have, or with no two neighbouring bars sounding.
+    pub grooves: Vec<Option<f64>>,
     /// `None` when the song has no drum stem.
     pub drum_classes: Option<Vec<f64>>,
 }
 
-impl SongDensity {
-    pub fn of(song: &Song) -> SongDensity {
+impl SongMeasures {
+    pub fn of(song: &Song) -> SongMeasures {
         let bars = f64::from(song.bars.max(1));
         let track = |stem: Stem| song.stems.iter().find(|t| t.stem == stem);
         let stems = Stem::ALL
             .iter()
             .map(|&stem| track(stem).map(|t| t.notes.len() as f64 / bars))
+            .collect();
+        let grooves = Stem::ALL
+            .iter()
+            .map(|&stem| {
+                let track = track(stem)?;
+                let (sum, pairs) =
+                    rhythm::groove_sum(&track.notes, song.bars, song.meter.steps_per_bar());
+                (pairs > 0).then(|| sum / pairs as f64)
+            })
             .collect();
         let drum_classes = track(Stem::Drums).map(|t| {
             let mut counts = vec![0.0; DrumClass::ALL.len()];
@@ -120,33 +183,51 @@ impl SongDensity {
             }
             counts.into_iter().map(|c| c / bars).collect()
         });
-        SongDensity {
+        SongMeasures {
             stems,
+            grooves,
             drum_classes,
         }
     }
 }
 
 /// What a style's songs are compared on: the median over songs of each stem's notes per bar
-/// (as `refrain evaluate dit` compares them), the mean of each drum class's.
-pub fn density_figures(songs: &[SongDensity]) -> (Vec<Option<f64>>, Option<Vec<f64>>) {
-    let stems = (0..Stem::ALL.len())
-        .map(|s| {
-            let mut values: Vec<f64> = songs.iter().filter_map(|d| d.stems[s]).collect();
-            values.sort_by(f64::total_cmp);
-            median(&values)
-        })
-        .collect();
-    let kits: Vec<&Vec<f64>> = songs
-        .iter()
-        .filter_map(|d| d.drum_classes.as_ref())
-        .collect();
-    let classes = (!kits.is_empty()).then(|| {
-        (0..DrumClass::ALL.len())
-            .map(|c| kits.iter().map(|k| k[c]).sum::<f64>() / kits.len() as f64)
-            .collect()
-    });
-    (stems, classes)
+/// and of its groove (as `refrain evaluate dit` compares them), the mean of each drum class's
+/// onsets per bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StyleFigures {
+    pub notes_per_bar: Vec<Option<f64>>,
+    pub grooves: Vec<Option<f64>>,
+    pub drum_classes: Option<Vec<f64>>,
+}
+
+impl StyleFigures {
+    pub fn of(songs: &[SongMeasures]) -> StyleFigures {
+        let medians = |per_stem: fn(&SongMeasures) -> &Vec<Option<f64>>| {
+            (0..Stem::ALL.len())
+                .map(|s| {
+                    let mut values: Vec<f64> =
+                        songs.iter().filter_map(|m| per_stem(m)[s]).collect();
+                    values.sort_by(f64::total_cmp);
+                    median(&values)
+                })
+                .collect()
+        };
+        let kits: Vec<&Vec<f64>> = songs
+            .iter()
+            .filter_map(|m| m.drum_classes.as_ref())
+            .collect();
+        let drum_classes = (!kits.is_empty()).then(|| {
+            (0..DrumClass::ALL.len())
+                .map(|c| kits.iter().map(|k| k[c]).sum::<f64>() / kits.len() as f64)
+                .collect()
+        });
+        StyleFigures {
+            notes_per_bar: medians(|m| &m.stems),
+            grooves: medians(|m| &m.grooves),
+            drum_classes,
+        }
+    }
 }
 
 /// The median of sorted values (`None` for none).
@@ -162,7 +243,7 @@ fn median(sorted: &[f64]) -> Option<f64> {
 /// The training pieces' densities and the requests to write, per style.
 #[derive(Clone, Debug, Default)]
 pub struct SongDensityData {
-    pub densities: BTreeMap<Style, Vec<SongDensity>>,
+    pub densities: BTreeMap<Style, Vec<SongMeasures>>,
     pub requests: BTreeMap<Style, Vec<Request>>,
 }
 
@@ -190,7 +271,7 @@ impl SongDensityData {
             data.densities
                 .entry(piece.style)
                 .or_default()
-                .push(SongDensity::of(&piece.to_song()));
+                .push(SongMeasures::of(&piece.to_song()));
             by_style.entry(piece.style).or_default().push(piece);
         }
         for (style, mut pieces) in by_style {
@@ -218,90 +299,118 @@ impl SongDensityData {
 }
 
 /// One style's fit: a search per pitched stem (`None`: the style's pieces lack the stem, or
-/// it is the drums) and per drum class (empty: the style's pieces have no drums).
+/// it is the drums), per stem's rhythm lift (`None`: lifts not fitted, or no two
+/// neighbouring bars of the stem sound in the style's pieces) and per drum class (empty: the
+/// style's pieces have no drums).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StyleSongFit {
     pub style: Style,
-    pub stems: Vec<Option<ShiftSearch>>,
+    pub stems: Vec<Option<ValueSearch>>,
     /// The stems' shifts before this stage (the window calibration's) and after.
     pub stem_shifts: Vec<(f32, f32)>,
-    pub drum_classes: Vec<ShiftSearch>,
+    pub lifts: Vec<Option<ValueSearch>>,
+    /// The stems' rhythm lifts before this stage and after.
+    pub stem_lifts: Vec<(f32, f32)>,
+    pub drum_classes: Vec<ValueSearch>,
     pub drum_shifts: Vec<f32>,
 }
 
 /// Fits, in `rounds` rounds of writing every style's requests in `data` with `settings`,
 /// each style's pitched stems' onset shifts and drum classes' shifts so its songs match the
-/// training pieces' densities (see the module doc), and stores the best tried in
-/// `models.dit_config`. `progress` hears the songs written so far.
+/// training pieces' densities, and (with `fit_lifts`) every stem's rhythm lift so they
+/// repeat their rhythm from bar to bar as much (see the module doc); stores the best tried
+/// in `models.dit_config`. `progress` hears the songs written so far.
 pub fn fit_song_density<B: Backend>(
     models: &mut Models<B>,
     data: &SongDensityData,
     settings: &WriterSettings,
     rounds: usize,
+    fit_lifts: bool,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<StyleSongFit>, Error> {
     let stems = Stem::ALL.len();
     let classes = DrumClass::ALL.len();
     let drums = Stem::ALL.iter().position(|&s| s == Stem::Drums);
     let config = &mut models.dit_config;
-    config.onset_shift_by_style = Style::ALL
-        .iter()
-        .flat_map(|&style| (0..stems).map(move |s| (style, s)))
+    let every_stem = || {
+        Style::ALL
+            .iter()
+            .flat_map(|&style| (0..stems).map(move |s| (style, s)))
+    };
+    config.onset_shift_by_style = every_stem()
         .map(|(style, s)| config.onset_shift_of(style, s))
-        .collect::<Vec<_>>();
+        .collect();
+    config.rhythm_lift_by_style = every_stem()
+        .map(|(style, s)| config.rhythm_lift_of(style, s))
+        .collect();
     if config.drum_shift_by_style.is_empty() {
         config.drum_shift_by_style = vec![0.0; Style::ALL.len() * classes];
     }
     let mut fits: Vec<StyleSongFit> = Vec::new();
-    for (&style, densities) in &data.densities {
-        let (stem_targets, class_targets) = density_figures(densities);
+    for (&style, measures) in &data.densities {
+        let targets = StyleFigures::of(measures);
         let number = style.number();
-        let starts: Vec<f32> = config.onset_shift_by_style[number * stems..][..stems].to_vec();
+        let shifts: Vec<f32> = config.onset_shift_by_style[number * stems..][..stems].to_vec();
+        let lifts: Vec<f32> = config.rhythm_lift_by_style[number * stems..][..stems].to_vec();
         fits.push(StyleSongFit {
             style,
-            stems: stem_targets
+            stems: targets
+                .notes_per_bar
                 .iter()
                 .enumerate()
-                .map(|(s, target)| target.filter(|_| Some(s) != drums).map(ShiftSearch::new))
+                .map(|(s, target)| {
+                    target
+                        .filter(|_| Some(s) != drums)
+                        .map(ValueSearch::density)
+                })
                 .collect(),
-            stem_shifts: starts.iter().map(|&s| (s, s)).collect(),
-            drum_classes: class_targets
+            stem_shifts: shifts.iter().map(|&s| (s, s)).collect(),
+            lifts: targets
+                .grooves
+                .iter()
+                .map(|target| target.filter(|_| fit_lifts).map(ValueSearch::groove))
+                .collect(),
+            stem_lifts: lifts.iter().map(|&l| (l, l)).collect(),
+            drum_classes: targets
+                .drum_classes
                 .unwrap_or_default()
                 .into_iter()
-                .map(ShiftSearch::new)
+                .map(ValueSearch::density)
                 .collect(),
             drum_shifts: config.drum_shift_by_style[number * classes..][..classes].to_vec(),
         });
     }
+    // The value each search tries in a round (its best after the last).
+    let pick = |search: &ValueSearch, start: f32, last: bool| {
+        if last {
+            search.best(start)
+        } else {
+            search.next(start)
+        }
+    };
     let mut written = 0;
     for round in 0..=rounds {
         let last = round == rounds;
+        let config = &mut models.dit_config;
         for fit in &fits {
-            let number = fit.style.number();
-            for (s, search) in fit.stems.iter().enumerate() {
-                if let Some(search) = search {
-                    let start = fit.stem_shifts[s].0;
-                    models.dit_config.onset_shift_by_style[number * stems + s] = if last {
-                        search.best(start)
-                    } else {
-                        search.next(start)
-                    };
+            let at = fit.style.number() * stems;
+            for s in 0..stems {
+                if let Some(search) = &fit.stems[s] {
+                    config.onset_shift_by_style[at + s] = pick(search, fit.stem_shifts[s].0, last);
+                }
+                if let Some(search) = &fit.lifts[s] {
+                    config.rhythm_lift_by_style[at + s] = pick(search, fit.stem_lifts[s].0, last);
                 }
             }
+            let at = fit.style.number() * classes;
             for (c, search) in fit.drum_classes.iter().enumerate() {
-                let start = fit.drum_shifts[c];
-                models.dit_config.drum_shift_by_style[number * classes + c] = if last {
-                    search.best(start)
-                } else {
-                    search.next(start)
-                };
+                config.drum_shift_by_style[at + c] = pick(search, fit.drum_shifts[c], last);
             }
         }
         if last {
             break;
         }
         for fit in &mut fits {
-            let number = fit.style.number();
             let mut songs = Vec::new();
             for request in data.requests.get(&fit.style).into_iter().flatten() {
                 let (_, song) = generate::compose(request, models, settings, &mut Thinking::none())
@@ -312,33 +421,45 @@ pub fn fit_song_density<B: Backend>(
                             request.seed
                         ))
                     })?;
-                songs.push(SongDensity::of(&song.song));
+                songs.push(SongMeasures::of(&song.song));
                 written += 1;
                 progress(written);
             }
-            let (stem_figures, class_figures) = density_figures(&songs);
+            let measured = StyleFigures::of(&songs);
             let config = &models.dit_config;
-            for (s, search) in fit.stems.iter_mut().enumerate() {
-                if let (Some(search), Some(measured)) = (search, stem_figures[s]) {
-                    let shift = config.onset_shift_by_style[number * stems + s];
-                    search.tried.push((shift, measured));
+            let at = fit.style.number() * stems;
+            for s in 0..stems {
+                if let (Some(search), Some(figure)) = (&mut fit.stems[s], measured.notes_per_bar[s])
+                {
+                    search
+                        .tried
+                        .push((config.onset_shift_by_style[at + s], figure));
+                }
+                if let (Some(search), Some(figure)) = (&mut fit.lifts[s], measured.grooves[s]) {
+                    search
+                        .tried
+                        .push((config.rhythm_lift_by_style[at + s], figure));
                 }
             }
+            let at = fit.style.number() * classes;
             for (c, search) in fit.drum_classes.iter_mut().enumerate() {
-                if let Some(measured) = class_figures.as_ref().map(|f| f[c]) {
-                    let shift = config.drum_shift_by_style[number * classes + c];
-                    search.tried.push((shift, measured));
+                if let Some(figure) = measured.drum_classes.as_ref().map(|f| f[c]) {
+                    search
+                        .tried
+                        .push((config.drum_shift_by_style[at + c], figure));
                 }
             }
         }
     }
+    let config = &models.dit_config;
     for fit in &mut fits {
-        let number = fit.style.number();
-        for (s, shifts) in fit.stem_shifts.iter_mut().enumerate() {
-            shifts.1 = models.dit_config.onset_shift_by_style[number * stems + s];
+        let at = fit.style.number() * stems;
+        for s in 0..stems {
+            fit.stem_shifts[s].1 = config.onset_shift_by_style[at + s];
+            fit.stem_lifts[s].1 = config.rhythm_lift_by_style[at + s];
         }
         fit.drum_shifts =
-            models.dit_config.drum_shift_by_style[number * classes..][..classes].to_vec();
+            config.drum_shift_by_style[fit.style.number() * classes..][..classes].to_vec();
     }
     models.dit_config.validate()?;
     Ok(fits)
@@ -356,7 +477,7 @@ mod tests {
     #[test]
     fn the_search_closes_on_the_target_and_keeps_the_closest_tried() {
         for (base, slope, target) in [(6.0, 1.0, 4.0), (2.0, 0.4, 3.0), (10.0, 2.5, 9.0)] {
-            let mut search = ShiftSearch::new(target);
+            let mut search = ValueSearch::density(target);
             let mut shift = search.next(0.3);
             assert_eq!(shift, 0.3, "the first round tries the start");
             for _ in 0..4 {
@@ -375,20 +496,44 @@ mod tests {
 
     #[test]
     fn steps_are_bounded_and_a_silent_figure_is_pushed_up() {
-        let mut search = ShiftSearch::new(5.0);
+        let mut search = ValueSearch::density(5.0);
         search.tried.push((0.0, 0.0));
         assert_eq!(search.next(0.0), MAX_STEP as f32);
         // A figure that did not move takes the longest step.
         search.tried.push((1.5, 0.0));
         assert_eq!(search.next(0.0), 1.5 + MAX_STEP as f32);
         // Noise that makes the slope look negative falls back to the prior.
-        let mut noisy = ShiftSearch::new(5.0);
+        let mut noisy = ValueSearch::density(5.0);
         noisy.tried = vec![(0.0, 2.0), (1.0, 1.0)];
         assert!((noisy.next(0.0) - (1.0 + 5f32.ln() / SLOPE_PRIOR as f32)).abs() < 1e-5);
-        let mut near = ShiftSearch::new(1.0);
+        let mut near = ValueSearch::density(1.0);
         near.tried.push((7.9, 0.5));
         assert_eq!(near.next(0.0), MAX_SONG_SHIFT);
-        assert_eq!(ShiftSearch::new(1.0).best(0.7), 0.7);
+        assert_eq!(ValueSearch::density(1.0).best(0.7), 0.7);
+    }
+
+    #[test]
+    fn a_groove_search_steps_linearly_and_keeps_lifts_in_bounds() {
+        // Groove rising 0.04 per logit of lift from 0.6: the target 0.8 lies at lift 5.
+        let groove = |lift: f32| (0.6 + 0.04 * f64::from(lift)).min(1.0);
+        let mut search = ValueSearch::groove(0.8);
+        let mut lift = search.next(1.0);
+        for _ in 0..5 {
+            search.tried.push((lift, groove(lift)));
+            lift = search.next(1.0);
+        }
+        assert!((search.best(1.0) - 5.0).abs() < 0.05, "{:?}", search.tried);
+        // The first step follows the prior, at most MAX_STEP.
+        let mut first = ValueSearch::groove(0.7);
+        first.tried.push((2.0, 0.69));
+        assert!((first.next(0.0) - (2.0 + (0.01 / GROOVE_SLOPE_PRIOR) as f32)).abs() < 1e-5);
+        // Too much groove at no lift: the lift stays at 0; never past MAX_SONG_LIFT.
+        let mut loose = ValueSearch::groove(0.3);
+        loose.tried.push((0.0, 0.5));
+        assert_eq!(loose.next(0.0), 0.0);
+        let mut tight = ValueSearch::groove(0.95);
+        tight.tried.push((11.5, 0.5));
+        assert_eq!(tight.next(0.0), MAX_SONG_LIFT);
     }
 
     #[test]
@@ -396,7 +541,7 @@ mod tests {
         let pieces = dataset::own_song_pieces(1);
         let piece = &pieces[0];
         let song = piece.to_song();
-        let density = SongDensity::of(&song);
+        let density = SongMeasures::of(&song);
         for (s, stem) in Stem::ALL.iter().enumerate() {
             let notes = song.stems.iter().find(|t| t.stem == *stem);
             assert_eq!(
@@ -407,12 +552,32 @@ mod tests {
         let classes = density.drum_classes.clone().expect("own songs have drums");
         let drums = density.stems[Stem::ALL.iter().position(|&s| s == Stem::Drums).unwrap()];
         assert!((classes.iter().sum::<f64>() - drums.unwrap()).abs() < 1e-9);
-        let (stems, kit) = density_figures(&[density.clone(), density.clone(), density.clone()]);
-        assert_eq!(stems, density.stems, "the median of equals");
-        for (mean, one) in kit.expect("a kit").iter().zip(&classes) {
+        for (s, stem) in Stem::ALL.iter().enumerate() {
+            let expected = song.stems.iter().find(|t| t.stem == *stem).and_then(|t| {
+                let (sum, pairs) =
+                    rhythm::groove_sum(&t.notes, song.bars, song.meter.steps_per_bar());
+                (pairs > 0).then(|| sum / pairs as f64)
+            });
+            assert_eq!(density.grooves[s], expected);
+        }
+        assert!(
+            density
+                .grooves
+                .iter()
+                .flatten()
+                .all(|g| (0.0..=1.0).contains(g))
+        );
+        assert!(density.grooves.iter().any(Option::is_some));
+        let figures = StyleFigures::of(&[density.clone(), density.clone(), density.clone()]);
+        assert_eq!(figures.notes_per_bar, density.stems, "the median of equals");
+        assert_eq!(figures.grooves, density.grooves);
+        for (mean, one) in figures.drum_classes.expect("a kit").iter().zip(&classes) {
             assert!((mean - one).abs() < 1e-9);
         }
-        assert_eq!(density_figures(&[]), (vec![None; Stem::ALL.len()], None));
+        let none = StyleFigures::of(&[]);
+        assert_eq!(none.notes_per_bar, vec![None; Stem::ALL.len()]);
+        assert_eq!(none.grooves, vec![None; Stem::ALL.len()]);
+        assert_eq!(none.drum_classes, None);
         assert_eq!(median(&[1.0, 2.0, 4.0, 8.0]), Some(3.0));
     }
 
@@ -433,7 +598,7 @@ mod tests {
         };
         let mut written = 0;
         let fits =
-            fit_song_density(&mut models, &data, &settings, 2, &mut |n| written = n).unwrap();
+            fit_song_density(&mut models, &data, &settings, 2, true, &mut |n| written = n).unwrap();
         assert_eq!(
             written,
             2 * data.requests.values().map(Vec::len).sum::<usize>()
@@ -465,10 +630,26 @@ mod tests {
                     None => assert_eq!(stored, fit.stem_shifts[s].0, "left as it was"),
                 }
             }
+            for (s, search) in fit.lifts.iter().enumerate() {
+                let stored = config.rhythm_lift_of(fit.style, s);
+                assert_eq!(fit.stem_lifts[s].1, stored);
+                match search {
+                    Some(search) => {
+                        assert_eq!(search.figure, Figure::Groove);
+                        assert_eq!(search.tried[0].0, fit.stem_lifts[s].0, "starts as stored");
+                        assert_eq!(stored, search.best(0.0));
+                    }
+                    None => assert_eq!(stored, fit.stem_lifts[s].0, "left as it was"),
+                }
+            }
             for (c, search) in fit.drum_classes.iter().enumerate() {
                 assert_eq!(config.drum_shift_of(fit.style, c), search.best(0.0));
             }
         }
+        assert!(
+            fits.iter().any(|f| f.lifts.iter().any(Option::is_some)),
+            "the pieces' stems repeat bars: grooves are fitted"
+        );
         // Styles without pieces keep what they had.
         assert!(
             Style::ALL
@@ -478,8 +659,19 @@ mod tests {
         );
         // The same data and seeds give the same fit.
         let mut again = crate::writer::tests::tiny_models();
-        let refit = fit_song_density(&mut again, &data, &settings, 2, &mut |_| {}).unwrap();
+        let refit = fit_song_density(&mut again, &data, &settings, 2, true, &mut |_| {}).unwrap();
         assert_eq!(refit, fits);
+        // Without lifts fitted, the lifts stay as they were (none, in the tiny models).
+        let mut plain = crate::writer::tests::tiny_models();
+        let kept = fit_song_density(&mut plain, &data, &settings, 1, false, &mut |_| {}).unwrap();
+        assert!(kept.iter().all(|f| f.lifts.iter().all(Option::is_none)));
+        assert!(
+            plain
+                .dit_config
+                .rhythm_lift_by_style
+                .iter()
+                .all(|&l| l == 0.0)
+        );
     }
 
     #[test]

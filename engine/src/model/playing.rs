@@ -298,6 +298,9 @@ fn end_strikes_in_turn(notes: &mut [Note]) {
 /// more than `voices` sound.
 fn end_voices_beyond(notes: &mut [Note], voices: usize) {
     notes.sort();
+    // Indices of the notes from earlier steps still sounding, oldest first: `notes` is
+    // sorted, so of one start the shortest, then the lowest.
+    let mut sounding: Vec<usize> = Vec::new();
     let mut from = 0;
     while from < notes.len() {
         let start = notes[from].start;
@@ -305,13 +308,12 @@ fn end_voices_beyond(notes: &mut [Note], voices: usize) {
             .iter()
             .take_while(|n| n.start == start)
             .count();
-        let sounding: Vec<usize> = (0..from).filter(|&i| notes[i].end() > start).collect();
+        sounding.retain(|&i| notes[i].end() > start);
         let excess = (sounding.len() + striking).saturating_sub(voices);
-        // `notes` is sorted: the first sounding are the oldest (of one start, the shortest,
-        // then the lowest).
-        for &i in sounding.iter().take(excess) {
+        for i in sounding.drain(..excess.min(sounding.len())) {
             notes[i].duration = start - notes[i].start;
         }
+        sounding.extend(from..from + striking);
         from += striking;
     }
 }

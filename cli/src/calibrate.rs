@@ -56,9 +56,9 @@ pub struct CalibrateArgs {
     /// Songs per style written in each round.
     #[arg(long, default_value_t = 32)]
     songs_per_style: usize,
-    /// Keep the window fit's bar-to-bar rhythm lifts in the song rounds (by default they
-    /// are refitted too, until each stem's songs repeat their rhythm from bar to bar as
-    /// much as its training pieces).
+    /// Keep the window fit's bar-to-bar rhythm lifts in the song rounds (by default, in a
+    /// style whose songs repeat their rhythm from bar to bar less than its training pieces,
+    /// each stem's lift is raised until its songs repeat it as much).
     #[arg(long)]
     window_lifts: bool,
     /// What the songs are asked for: requests like users' (`refrain evaluate dit`'s: the
@@ -438,9 +438,18 @@ fn fit_songs(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<Ve
                 })
             })
             .collect();
-        if !grooves.is_empty() {
-            println!("{:<10} groove: {}", "", grooves.join(" | "));
-        }
+        let whole = |g: Option<f64>| g.map_or("-".into(), |g| format!("{g:.3}"));
+        println!(
+            "{:<10} groove of whole songs {} -> first round {}: {}",
+            "",
+            whole(fit.groove.0),
+            whole(fit.groove.1),
+            if grooves.is_empty() {
+                "lifts kept".to_string()
+            } else {
+                grooves.join(" | ")
+            }
+        );
         let classes: Vec<String> = DrumClass::ALL
             .iter()
             .zip(&fit.drum_classes)

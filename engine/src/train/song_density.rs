@@ -8,9 +8,9 @@
 //! meter, length), compares them with the style's training pieces, and corrects, in a few
 //! rounds, each pitched stem's onset shift until the median notes per bar per song match,
 //! each drum class's own shift (`DitConfig::drum_shift_by_style`) until its mean onsets per
-//! bar match, and each stem's rhythm lift (`DitConfig::rhythm_lift_by_style`) until its
-//! median groove matches. Only training pieces are read: held-out pieces stay the
-//! evaluation's.
+//! bar match, and, in a style whose songs repeat their rhythm less than its pieces, each
+//! stem's rhythm lift (`DitConfig::rhythm_lift_by_style`, only ever raised) until its median
+//! groove matches. Only training pieces are read: held-out pieces stay the evaluation's.
 
 use crate::Error;
 use crate::dataset::{self, Piece, Split};
@@ -60,12 +60,11 @@ pub enum Figure {
 }
 
 impl Figure {
-    /// The slope assumed before two rounds are measured, the bounds of a measured one, and
-    /// the bounds of the value searched.
-    fn slopes_and_bounds(self) -> (f64, (f64, f64), (f32, f32)) {
+    /// The slope assumed before two rounds are measured, and the bounds of a measured one.
+    fn slopes(self) -> (f64, (f64, f64)) {
         match self {
-            Figure::Density => (SLOPE_PRIOR, SLOPE_RANGE, (-MAX_SONG_SHIFT, MAX_SONG_SHIFT)),
-            Figure::Groove => (GROOVE_SLOPE_PRIOR, GROOVE_SLOPE_RANGE, (0.0, MAX_SONG_LIFT)),
+            Figure::Density => (SLOPE_PRIOR, SLOPE_RANGE),
+            Figure::Groove => (GROOVE_SLOPE_PRIOR, GROOVE_SLOPE_RANGE),
         }
     }
 }
@@ -77,6 +76,8 @@ impl Figure {
 pub struct ValueSearch {
     pub figure: Figure,
     pub target: f64,
+    /// The lowest and highest value tried.
+    pub bounds: (f32, f32),
     /// `(value, measured)` of each round so far.
     pub tried: Vec<(f32, f64)>,
 }
@@ -87,14 +88,16 @@ impl ValueSearch {
         ValueSearch {
             figure: Figure::Density,
             target,
+            bounds: (-MAX_SONG_SHIFT, MAX_SONG_SHIFT),
             tried: Vec::new(),
         }
     }
 
-    /// A search for the rhythm lift that makes the groove `target`.
-    pub fn groove(target: f64) -> ValueSearch {
+    /// A search for the rhythm lift, from `floor` up, that makes the groove `target`.
+    pub fn groove(target: f64, floor: f32) -> ValueSearch {
         ValueSearch {
             figure: Figure::Groove,
+            bounds: (floor.clamp(0.0, MAX_SONG_LIFT), MAX_SONG_LIFT),
             ..ValueSearch::density(target)
         }
     }
@@ -114,7 +117,7 @@ impl ValueSearch {
         let Some(&(value, measured)) = self.tried.last() else {
             return start;
         };
-        let (prior, range, bounds) = self.figure.slopes_and_bounds();
+        let (prior, range) = self.figure.slopes();
         let slope = match self.tried.len().checked_sub(2).map(|i| self.tried[i]) {
             Some((before, measured_before)) if (value - before).abs() > 1e-4 => {
                 let slope =
@@ -130,7 +133,7 @@ impl ValueSearch {
             _ => prior,
         };
         let step = (self.gap(measured) / slope).clamp(-MAX_STEP, MAX_STEP);
-        (value + step as f32).clamp(bounds.0, bounds.1)
+        (value + step as f32).clamp(self.bounds.0, self.bounds.1)
     }
 
     /// The tried value whose songs came closest to the target (`start` when none was tried).
@@ -150,6 +153,8 @@ pub struct SongMeasures {
     pub stems: Vec<Option<f64>>,
     /// `None` for a stem the song does not have, or with no two neighbouring bars sounding.
     pub grooves: Vec<Option<f64>>,
+    /// The whole song's groove, over every stem's pairs of bars (`None`: no pair).
+    pub groove: Option<f64>,
     /// `None` when the song has no drum stem.
     pub drum_classes: Option<Vec<f64>>,
 }
@@ -162,15 +167,24 @@ impl SongMeasures {
             .iter()
             .map(|&stem| track(stem).map(|t| t.notes.len() as f64 / bars))
             .collect();
-        let grooves = Stem::ALL
+        let sums: Vec<Option<(f64, usize)>> = Stem::ALL
             .iter()
             .map(|&stem| {
                 let track = track(stem)?;
-                let (sum, pairs) =
-                    rhythm::groove_sum(&track.notes, song.bars, song.meter.steps_per_bar());
-                (pairs > 0).then(|| sum / pairs as f64)
+                Some(rhythm::groove_sum(
+                    &track.notes,
+                    song.bars,
+                    song.meter.steps_per_bar(),
+                ))
             })
             .collect();
+        let mean = |(sum, pairs): (f64, usize)| (pairs > 0).then(|| sum / pairs as f64);
+        let grooves = sums.iter().map(|s| s.and_then(mean)).collect();
+        let groove = mean(
+            sums.iter()
+                .flatten()
+                .fold((0.0, 0), |(sum, pairs), s| (sum + s.0, pairs + s.1)),
+        );
         let drum_classes = track(Stem::Drums).map(|t| {
             let mut counts = vec![0.0; DrumClass::ALL.len()];
             for note in &t.notes {
@@ -186,6 +200,7 @@ impl SongMeasures {
         SongMeasures {
             stems,
             grooves,
+            groove,
             drum_classes,
         }
     }
@@ -198,6 +213,8 @@ impl SongMeasures {
 pub struct StyleFigures {
     pub notes_per_bar: Vec<Option<f64>>,
     pub grooves: Vec<Option<f64>>,
+    /// The median of the songs' whole groove.
+    pub groove: Option<f64>,
     pub drum_classes: Option<Vec<f64>>,
 }
 
@@ -222,9 +239,12 @@ impl StyleFigures {
                 .map(|c| kits.iter().map(|k| k[c]).sum::<f64>() / kits.len() as f64)
                 .collect()
         });
+        let mut grooves: Vec<f64> = songs.iter().filter_map(|m| m.groove).collect();
+        grooves.sort_by(f64::total_cmp);
         StyleFigures {
             notes_per_bar: medians(|m| &m.stems),
             grooves: medians(|m| &m.grooves),
+            groove: median(&grooves),
             drum_classes,
         }
     }
@@ -299,9 +319,10 @@ impl SongDensityData {
 }
 
 /// One style's fit: a search per pitched stem (`None`: the style's pieces lack the stem, or
-/// it is the drums), per stem's rhythm lift (`None`: lifts not fitted, or no two
-/// neighbouring bars of the stem sound in the style's pieces) and per drum class (empty: the
-/// style's pieces have no drums).
+/// it is the drums), per stem's rhythm lift (`None`: lifts not fitted, the style's first
+/// songs repeat their rhythm as much as its pieces already, or no two neighbouring bars of
+/// the stem sound in its pieces) and per drum class (empty: the style's pieces have no
+/// drums).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StyleSongFit {
     pub style: Style,
@@ -311,6 +332,8 @@ pub struct StyleSongFit {
     pub lifts: Vec<Option<ValueSearch>>,
     /// The stems' rhythm lifts before this stage and after.
     pub stem_lifts: Vec<(f32, f32)>,
+    /// The whole songs' groove (median over songs): the training pieces', the first round's.
+    pub groove: (Option<f64>, Option<f64>),
     pub drum_classes: Vec<ValueSearch>,
     pub drum_shifts: Vec<f32>,
 }
@@ -368,8 +391,14 @@ pub fn fit_song_density<B: Backend>(
             lifts: targets
                 .grooves
                 .iter()
-                .map(|target| target.filter(|_| fit_lifts).map(ValueSearch::groove))
+                .zip(&lifts)
+                .map(|(target, &lift)| {
+                    target
+                        .filter(|_| fit_lifts)
+                        .map(|target| ValueSearch::groove(target, lift))
+                })
                 .collect(),
+            groove: (targets.groove, None),
             stem_lifts: lifts.iter().map(|&l| (l, l)).collect(),
             drum_classes: targets
                 .drum_classes
@@ -426,6 +455,15 @@ pub fn fit_song_density<B: Backend>(
                 progress(written);
             }
             let measured = StyleFigures::of(&songs);
+            if round == 0 {
+                fit.groove.1 = measured.groove;
+                // Lifts only ever rise, and only in a style whose songs repeat their rhythm
+                // less than its pieces: stems' grooves can match one by one while the
+                // whole song's overshoots, where the steadier stems sound more of its bars.
+                if fit.groove.1 >= fit.groove.0 {
+                    fit.lifts.iter_mut().for_each(|search| *search = None);
+                }
+            }
             let config = &models.dit_config;
             let at = fit.style.number() * stems;
             for s in 0..stems {
@@ -516,7 +554,7 @@ mod tests {
     fn a_groove_search_steps_linearly_and_keeps_lifts_in_bounds() {
         // Groove rising 0.04 per logit of lift from 0.6: the target 0.8 lies at lift 5.
         let groove = |lift: f32| (0.6 + 0.04 * f64::from(lift)).min(1.0);
-        let mut search = ValueSearch::groove(0.8);
+        let mut search = ValueSearch::groove(0.8, 0.0);
         let mut lift = search.next(1.0);
         for _ in 0..5 {
             search.tried.push((lift, groove(lift)));
@@ -524,14 +562,18 @@ mod tests {
         }
         assert!((search.best(1.0) - 5.0).abs() < 0.05, "{:?}", search.tried);
         // The first step follows the prior, at most MAX_STEP.
-        let mut first = ValueSearch::groove(0.7);
+        let mut first = ValueSearch::groove(0.7, 0.0);
         first.tried.push((2.0, 0.69));
         assert!((first.next(0.0) - (2.0 + (0.01 / GROOVE_SLOPE_PRIOR) as f32)).abs() < 1e-5);
         // Too much groove at no lift: the lift stays at 0; never past MAX_SONG_LIFT.
-        let mut loose = ValueSearch::groove(0.3);
+        let mut loose = ValueSearch::groove(0.3, 0.0);
         loose.tried.push((0.0, 0.5));
         assert_eq!(loose.next(0.0), 0.0);
-        let mut tight = ValueSearch::groove(0.95);
+        // Nor below its floor (the lift it started from).
+        let mut floored = ValueSearch::groove(0.3, 2.0);
+        floored.tried.push((3.0, 0.5));
+        assert_eq!(floored.next(0.0), 2.0);
+        let mut tight = ValueSearch::groove(0.95, 0.0);
         tight.tried.push((11.5, 0.5));
         assert_eq!(tight.next(0.0), MAX_SONG_LIFT);
     }
@@ -560,6 +602,15 @@ mod tests {
             });
             assert_eq!(density.grooves[s], expected);
         }
+        let (sum, pairs) = song.stems.iter().fold((0.0, 0), |(sum, pairs), t| {
+            let (s, p) = rhythm::groove_sum(&t.notes, song.bars, song.meter.steps_per_bar());
+            (sum + s, pairs + p)
+        });
+        assert_eq!(
+            density.groove,
+            Some(sum / pairs as f64),
+            "over every stem's pairs"
+        );
         assert!(
             density
                 .grooves
@@ -571,12 +622,14 @@ mod tests {
         let figures = StyleFigures::of(&[density.clone(), density.clone(), density.clone()]);
         assert_eq!(figures.notes_per_bar, density.stems, "the median of equals");
         assert_eq!(figures.grooves, density.grooves);
+        assert_eq!(figures.groove, density.groove);
         for (mean, one) in figures.drum_classes.expect("a kit").iter().zip(&classes) {
             assert!((mean - one).abs() < 1e-9);
         }
         let none = StyleFigures::of(&[]);
         assert_eq!(none.notes_per_bar, vec![None; Stem::ALL.len()]);
         assert_eq!(none.grooves, vec![None; Stem::ALL.len()]);
+        assert_eq!(none.groove, None);
         assert_eq!(none.drum_classes, None);
         assert_eq!(median(&[1.0, 2.0, 4.0, 8.0]), Some(3.0));
     }
@@ -646,10 +699,18 @@ mod tests {
                 assert_eq!(config.drum_shift_of(fit.style, c), search.best(0.0));
             }
         }
-        assert!(
-            fits.iter().any(|f| f.lifts.iter().any(Option::is_some)),
-            "the pieces' stems repeat bars: grooves are fitted"
-        );
+        for fit in &fits {
+            let (pieces, first) = fit.groove;
+            assert!(pieces.is_some(), "{fit:?}");
+            // Lifts are searched only where the first songs are looser than the pieces (or
+            // silent: the tiny models write few notes).
+            assert_eq!(
+                fit.lifts.iter().any(Option::is_some),
+                first < pieces,
+                "{:?}",
+                fit.groove
+            );
+        }
         // Styles without pieces keep what they had.
         assert!(
             Style::ALL

@@ -396,7 +396,7 @@ fn fit_songs(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<Ve
     println!(
         "whole songs, {} per style ({:?} requests), {} rounds: notes per bar (median over \
          songs; drum classes: mean) and groove (median) of the training pieces -> each round's \
-         songs, shift or lift from -> to",
+         songs, shift or lift from -> to; each style keeps its closest round",
         args.songs_per_style, args.song_requests, args.song_rounds
     );
     let tried = |search: &ValueSearch| {
@@ -422,7 +422,17 @@ fn fit_songs(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<Ve
                 ));
             }
         }
-        println!("{:<10} {}", fit.style.name(), cells.join(" | "));
+        println!(
+            "{:<10} {} | kept round {} of gaps {}",
+            fit.style.name(),
+            cells.join(" | "),
+            fit.kept_round.map_or("-".into(), |r| (r + 1).to_string()),
+            fit.round_gaps
+                .iter()
+                .map(|g| format!("{g:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         let grooves: Vec<String> = Stem::ALL
             .iter()
             .zip(&fit.lifts)

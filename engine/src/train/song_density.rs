@@ -10,7 +10,8 @@
 //! each drum class's own shift (`DitConfig::drum_shift_by_style`) until its mean onsets per
 //! bar match, and, in a style whose songs repeat their rhythm less than its pieces, each
 //! stem's rhythm lift (`DitConfig::rhythm_lift_by_style`, only ever raised) until its median
-//! groove matches. Only training pieces are read: held-out pieces stay the evaluation's.
+//! groove matches. Each style then keeps the round whose songs came closest on all these
+//! figures together. Only training pieces are read: held-out pieces stay the evaluation's.
 
 use crate::Error;
 use crate::dataset::{self, Piece, Split};
@@ -136,12 +137,14 @@ impl ValueSearch {
         (value + step as f32).clamp(self.bounds.0, self.bounds.1)
     }
 
-    /// The tried value whose songs came closest to the target (`start` when none was tried).
-    pub fn best(&self, start: f32) -> f32 {
-        self.tried
-            .iter()
-            .min_by(|a, b| self.gap(a.1).abs().total_cmp(&self.gap(b.1).abs()))
-            .map_or(start, |&(value, _)| value)
+    /// How far `measured` lies from the target in units of what counts as close: a tenth in
+    /// density (log), 0.02 in groove.
+    pub fn weighted_gap(&self, measured: f64) -> f64 {
+        let close = match self.figure {
+            Figure::Density => 0.1,
+            Figure::Groove => 0.02,
+        };
+        self.gap(measured).abs() / close
     }
 }
 
@@ -334,6 +337,14 @@ pub struct StyleSongFit {
     pub stem_lifts: Vec<(f32, f32)>,
     /// The whole songs' groove (median over songs): the training pieces', the first round's.
     pub groove: (Option<f64>, Option<f64>),
+    /// Per round, how far the style's songs came from its pieces, all figures together
+    /// ([`ValueSearch::weighted_gap`]).
+    pub round_gaps: Vec<f64>,
+    /// The round whose values are kept: the closest (`None`: no round written).
+    pub kept_round: Option<usize>,
+    /// Per round, the style's stem shifts, lifts and drum-class shifts tried.
+    #[serde(skip)]
+    round_values: Vec<[Vec<f32>; 3]>,
     pub drum_classes: Vec<ValueSearch>,
     pub drum_shifts: Vec<f32>,
 }
@@ -399,6 +410,9 @@ pub fn fit_song_density<B: Backend>(
                 })
                 .collect(),
             groove: (targets.groove, None),
+            round_gaps: Vec::new(),
+            kept_round: None,
+            round_values: Vec::new(),
             stem_lifts: lifts.iter().map(|&l| (l, l)).collect(),
             drum_classes: targets
                 .drum_classes
@@ -409,35 +423,23 @@ pub fn fit_song_density<B: Backend>(
             drum_shifts: config.drum_shift_by_style[number * classes..][..classes].to_vec(),
         });
     }
-    // The value each search tries in a round (its best after the last).
-    let pick = |search: &ValueSearch, start: f32, last: bool| {
-        if last {
-            search.best(start)
-        } else {
-            search.next(start)
-        }
-    };
     let mut written = 0;
-    for round in 0..=rounds {
-        let last = round == rounds;
+    for round in 0..rounds {
         let config = &mut models.dit_config;
         for fit in &fits {
             let at = fit.style.number() * stems;
             for s in 0..stems {
                 if let Some(search) = &fit.stems[s] {
-                    config.onset_shift_by_style[at + s] = pick(search, fit.stem_shifts[s].0, last);
+                    config.onset_shift_by_style[at + s] = search.next(fit.stem_shifts[s].0);
                 }
                 if let Some(search) = &fit.lifts[s] {
-                    config.rhythm_lift_by_style[at + s] = pick(search, fit.stem_lifts[s].0, last);
+                    config.rhythm_lift_by_style[at + s] = search.next(fit.stem_lifts[s].0);
                 }
             }
             let at = fit.style.number() * classes;
             for (c, search) in fit.drum_classes.iter().enumerate() {
-                config.drum_shift_by_style[at + c] = pick(search, fit.drum_shifts[c], last);
+                config.drum_shift_by_style[at + c] = search.next(fit.drum_shifts[c]);
             }
-        }
-        if last {
-            break;
         }
         for fit in &mut fits {
             let mut songs = Vec::new();
@@ -465,28 +467,58 @@ pub fn fit_song_density<B: Backend>(
                 }
             }
             let config = &models.dit_config;
-            let at = fit.style.number() * stems;
+            let (at, at_classes) = (fit.style.number() * stems, fit.style.number() * classes);
+            // Every stem's density and groove counts alike; the drum classes together count
+            // as one stem, each by its share of the kit.
+            let mut gap = 0.0;
             for s in 0..stems {
                 if let (Some(search), Some(figure)) = (&mut fit.stems[s], measured.notes_per_bar[s])
                 {
+                    gap += search.weighted_gap(figure);
                     search
                         .tried
                         .push((config.onset_shift_by_style[at + s], figure));
                 }
                 if let (Some(search), Some(figure)) = (&mut fit.lifts[s], measured.grooves[s]) {
+                    gap += search.weighted_gap(figure);
                     search
                         .tried
                         .push((config.rhythm_lift_by_style[at + s], figure));
                 }
             }
-            let at = fit.style.number() * classes;
+            let kit: f64 = fit.drum_classes.iter().map(|c| c.target).sum();
             for (c, search) in fit.drum_classes.iter_mut().enumerate() {
                 if let Some(figure) = measured.drum_classes.as_ref().map(|f| f[c]) {
+                    if kit > 0.0 {
+                        gap += search.target / kit * search.weighted_gap(figure);
+                    }
                     search
                         .tried
-                        .push((config.drum_shift_by_style[at + c], figure));
+                        .push((config.drum_shift_by_style[at_classes + c], figure));
                 }
             }
+            fit.round_gaps.push(gap);
+            fit.round_values.push([
+                config.onset_shift_by_style[at..][..stems].to_vec(),
+                config.rhythm_lift_by_style[at..][..stems].to_vec(),
+                config.drum_shift_by_style[at_classes..][..classes].to_vec(),
+            ]);
+        }
+    }
+    // Each style keeps the round whose songs came closest, all its values together: a
+    // style's songs depend on all of them at once (a lift thins a stem the shift was
+    // matching), so the best of each figure, taken from different rounds, was never
+    // measured together.
+    let config = &mut models.dit_config;
+    for fit in &mut fits {
+        fit.kept_round = (0..fit.round_gaps.len())
+            .min_by(|&a, &b| fit.round_gaps[a].total_cmp(&fit.round_gaps[b]));
+        if let Some(kept) = fit.kept_round {
+            let [shifts, lifts, drums] = &fit.round_values[kept];
+            let (at, at_classes) = (fit.style.number() * stems, fit.style.number() * classes);
+            config.onset_shift_by_style[at..][..stems].copy_from_slice(shifts);
+            config.rhythm_lift_by_style[at..][..stems].copy_from_slice(lifts);
+            config.drum_shift_by_style[at_classes..][..classes].copy_from_slice(drums);
         }
     }
     let config = &models.dit_config;
@@ -507,6 +539,15 @@ pub fn fit_song_density<B: Backend>(
 mod tests {
     use super::*;
 
+    /// The tried value whose songs came closest to the target (`start` when none was tried).
+    fn closest(search: &ValueSearch, start: f32) -> f32 {
+        search
+            .tried
+            .iter()
+            .min_by(|a, b| search.gap(a.1).abs().total_cmp(&search.gap(b.1).abs()))
+            .map_or(start, |&(value, _)| value)
+    }
+
     /// A figure whose log density grows by `slope` per logit from `base` at shift 0.
     fn measure(base: f64, slope: f64, shift: f32) -> f64 {
         base * (slope * f64::from(shift)).exp()
@@ -522,7 +563,7 @@ mod tests {
                 search.tried.push((shift, measure(base, slope, shift)));
                 shift = search.next(0.3);
             }
-            let best = search.best(0.3);
+            let best = closest(&search, 0.3);
             let reached = measure(base, slope, best);
             assert!(
                 (reached / target - 1.0).abs() < 0.02,
@@ -547,7 +588,7 @@ mod tests {
         let mut near = ValueSearch::density(1.0);
         near.tried.push((7.9, 0.5));
         assert_eq!(near.next(0.0), MAX_SONG_SHIFT);
-        assert_eq!(ValueSearch::density(1.0).best(0.7), 0.7);
+        assert_eq!(closest(&ValueSearch::density(1.0), 0.7), 0.7);
     }
 
     #[test]
@@ -560,7 +601,11 @@ mod tests {
             search.tried.push((lift, groove(lift)));
             lift = search.next(1.0);
         }
-        assert!((search.best(1.0) - 5.0).abs() < 0.05, "{:?}", search.tried);
+        assert!(
+            (closest(&search, 1.0) - 5.0).abs() < 0.05,
+            "{:?}",
+            search.tried
+        );
         // The first step follows the prior, at most MAX_STEP.
         let mut first = ValueSearch::groove(0.7, 0.0);
         first.tried.push((2.0, 0.69));
@@ -671,6 +716,10 @@ mod tests {
             Style::ALL.len() * DrumClass::ALL.len()
         );
         for fit in &fits {
+            // The style keeps the round that came closest, all values from that round.
+            assert_eq!(fit.round_gaps.len(), 2);
+            let kept = fit.kept_round.expect("rounds written");
+            assert!(fit.round_gaps.iter().all(|&g| g >= fit.round_gaps[kept]));
             for (s, search) in fit.stems.iter().enumerate() {
                 let stored = config.onset_shift_of(fit.style, s);
                 assert_eq!(fit.stem_shifts[s].1, stored);
@@ -678,7 +727,7 @@ mod tests {
                     Some(search) => {
                         assert_eq!(search.tried.len(), 2);
                         assert_eq!(search.tried[0].0, fit.stem_shifts[s].0, "starts as stored");
-                        assert_eq!(stored, search.best(0.0));
+                        assert_eq!(stored, search.tried[kept].0);
                     }
                     None => assert_eq!(stored, fit.stem_shifts[s].0, "left as it was"),
                 }
@@ -690,13 +739,15 @@ mod tests {
                     Some(search) => {
                         assert_eq!(search.figure, Figure::Groove);
                         assert_eq!(search.tried[0].0, fit.stem_lifts[s].0, "starts as stored");
-                        assert_eq!(stored, search.best(0.0));
+                        if let Some(&(lift, _)) = search.tried.get(kept) {
+                            assert_eq!(stored, lift);
+                        }
                     }
                     None => assert_eq!(stored, fit.stem_lifts[s].0, "left as it was"),
                 }
             }
             for (c, search) in fit.drum_classes.iter().enumerate() {
-                assert_eq!(config.drum_shift_of(fit.style, c), search.best(0.0));
+                assert_eq!(config.drum_shift_of(fit.style, c), search.tried[kept].0);
             }
         }
         for fit in &fits {

@@ -188,6 +188,29 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     let (again, _) = load().unwrap();
     assert_eq!(again.onset_shift, config.onset_shift);
     assert_eq!(again.rhythm_lift_by_style, config.rhythm_lift_by_style);
+
+    // With the lifts fitted too, they only ever rise.
+    let result = calibrate(&[
+        "--songs-only",
+        "--fit-lifts",
+        "--song-rounds",
+        "2",
+        "--songs-per-style",
+        "1",
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(stdout.contains("groove of whole songs"), "{stdout}");
+    let (lifted, _) = load().unwrap();
+    assert_eq!(lifted.rhythm_lift_by_style.len(), 8 * 5);
+    for (after, before) in lifted
+        .rhythm_lift_by_style
+        .iter()
+        .zip(&again.rhythm_lift_by_style)
+    {
+        assert!(after >= before, "{after} < {before}");
+    }
 }
 
 #[test]

@@ -10,8 +10,10 @@
 //! each drum class's own shift (`DitConfig::drum_shift_by_style`) until its mean onsets per
 //! bar match, and, in a style whose songs repeat their rhythm less than its pieces, each
 //! stem's rhythm lift (`DitConfig::rhythm_lift_by_style`, only ever raised) until its median
-//! groove matches. Each style then keeps the round whose songs came closest on all these
-//! figures together. Only training pieces are read: held-out pieces stay the evaluation's.
+//! groove matches (opt-in: it cost more than it gained at the held-out pieces' lengths). Each
+//! value then keeps the round whose songs came closest to its target; with the lifts, each
+//! style keeps its closest round on all its figures together. Only training pieces are read:
+//! held-out pieces stay the evaluation's.
 
 use crate::Error;
 use crate::dataset::{self, Piece, Split};
@@ -135,6 +137,14 @@ impl ValueSearch {
         };
         let step = (self.gap(measured) / slope).clamp(-MAX_STEP, MAX_STEP);
         (value + step as f32).clamp(self.bounds.0, self.bounds.1)
+    }
+
+    /// The tried value whose songs came closest to the target (`start` when none was tried).
+    pub fn best(&self, start: f32) -> f32 {
+        self.tried
+            .iter()
+            .min_by(|a, b| self.gap(a.1).abs().total_cmp(&self.gap(b.1).abs()))
+            .map_or(start, |&(value, _)| value)
     }
 
     /// How far `measured` lies from the target in units of what counts as close: a tenth in
@@ -340,7 +350,8 @@ pub struct StyleSongFit {
     /// Per round, how far the style's songs came from its pieces, all figures together
     /// ([`ValueSearch::weighted_gap`]).
     pub round_gaps: Vec<f64>,
-    /// The round whose values are kept: the closest (`None`: no round written).
+    /// The closest round (`None`: no round written); its values are the ones kept when the
+    /// lifts are fitted.
     pub kept_round: Option<usize>,
     /// Per round, the style's stem shifts, lifts and drum-class shifts tried.
     #[serde(skip)]
@@ -505,15 +516,26 @@ pub fn fit_song_density<B: Backend>(
             ]);
         }
     }
-    // Each style keeps the round whose songs came closest, all its values together: a
-    // style's songs depend on all of them at once (a lift thins a stem the shift was
-    // matching), so the best of each figure, taken from different rounds, was never
-    // measured together.
+    // With lifts, each style keeps the round whose songs came closest, all its values
+    // together: a lift thins the stem its shift was matching, so the best of each figure,
+    // taken from different rounds, was never measured together (rock's texture fell from
+    // 3.7 to 1.6 notes per bar that way). Without, each value keeps its own closest tried
+    // (as the shipped calibration was made).
     let config = &mut models.dit_config;
     for fit in &mut fits {
         fit.kept_round = (0..fit.round_gaps.len())
             .min_by(|&a, &b| fit.round_gaps[a].total_cmp(&fit.round_gaps[b]));
-        if let Some(kept) = fit.kept_round {
+        if !fit_lifts {
+            let (at, at_classes) = (fit.style.number() * stems, fit.style.number() * classes);
+            for (s, search) in fit.stems.iter().enumerate() {
+                if let Some(search) = search {
+                    config.onset_shift_by_style[at + s] = search.best(fit.stem_shifts[s].0);
+                }
+            }
+            for (c, search) in fit.drum_classes.iter().enumerate() {
+                config.drum_shift_by_style[at_classes + c] = search.best(fit.drum_shifts[c]);
+            }
+        } else if let Some(kept) = fit.kept_round {
             let [shifts, lifts, drums] = &fit.round_values[kept];
             let (at, at_classes) = (fit.style.number() * stems, fit.style.number() * classes);
             config.onset_shift_by_style[at..][..stems].copy_from_slice(shifts);
@@ -539,15 +561,6 @@ pub fn fit_song_density<B: Backend>(
 mod tests {
     use super::*;
 
-    /// The tried value whose songs came closest to the target (`start` when none was tried).
-    fn closest(search: &ValueSearch, start: f32) -> f32 {
-        search
-            .tried
-            .iter()
-            .min_by(|a, b| search.gap(a.1).abs().total_cmp(&search.gap(b.1).abs()))
-            .map_or(start, |&(value, _)| value)
-    }
-
     /// A figure whose log density grows by `slope` per logit from `base` at shift 0.
     fn measure(base: f64, slope: f64, shift: f32) -> f64 {
         base * (slope * f64::from(shift)).exp()
@@ -563,7 +576,7 @@ mod tests {
                 search.tried.push((shift, measure(base, slope, shift)));
                 shift = search.next(0.3);
             }
-            let best = closest(&search, 0.3);
+            let best = search.best(0.3);
             let reached = measure(base, slope, best);
             assert!(
                 (reached / target - 1.0).abs() < 0.02,
@@ -588,7 +601,7 @@ mod tests {
         let mut near = ValueSearch::density(1.0);
         near.tried.push((7.9, 0.5));
         assert_eq!(near.next(0.0), MAX_SONG_SHIFT);
-        assert_eq!(closest(&ValueSearch::density(1.0), 0.7), 0.7);
+        assert_eq!(ValueSearch::density(1.0).best(0.7), 0.7);
     }
 
     #[test]
@@ -601,11 +614,7 @@ mod tests {
             search.tried.push((lift, groove(lift)));
             lift = search.next(1.0);
         }
-        assert!(
-            (closest(&search, 1.0) - 5.0).abs() < 0.05,
-            "{:?}",
-            search.tried
-        );
+        assert!((search.best(1.0) - 5.0).abs() < 0.05, "{:?}", search.tried);
         // The first step follows the prior, at most MAX_STEP.
         let mut first = ValueSearch::groove(0.7, 0.0);
         first.tried.push((2.0, 0.69));
@@ -775,8 +784,21 @@ mod tests {
         assert_eq!(refit, fits);
         // Without lifts fitted, the lifts stay as they were (none, in the tiny models).
         let mut plain = crate::writer::tests::tiny_models();
-        let kept = fit_song_density(&mut plain, &data, &settings, 1, false, &mut |_| {}).unwrap();
+        let kept = fit_song_density(&mut plain, &data, &settings, 2, false, &mut |_| {}).unwrap();
         assert!(kept.iter().all(|f| f.lifts.iter().all(Option::is_none)));
+        // ...and each value keeps its own closest tried.
+        for fit in &kept {
+            for (s, search) in fit.stems.iter().enumerate() {
+                if let Some(search) = search {
+                    let stored = plain.dit_config.onset_shift_of(fit.style, s);
+                    assert_eq!(stored, search.best(f32::NAN));
+                }
+            }
+            for (c, search) in fit.drum_classes.iter().enumerate() {
+                let stored = plain.dit_config.drum_shift_of(fit.style, c);
+                assert_eq!(stored, search.best(f32::NAN));
+            }
+        }
         assert!(
             plain
                 .dit_config

@@ -52,9 +52,15 @@ pub enum EvaluateCommand {
 
 #[derive(Args)]
 pub struct EvaluateDitArgs {
-    /// Dataset folder (its held-out pieces are the reference).
+    /// Dataset folder (its held-out pieces are the reference, unless `--reference` says
+    /// otherwise).
     #[arg(long)]
     data: PathBuf,
+    /// Which pieces the generated songs are compared with: `held-out` (the test; default),
+    /// or `training`, the pieces calibration fits to, for choosing between decoding
+    /// variants without looking at the held-out pieces.
+    #[arg(long, value_enum, default_value_t = Reference::HeldOut)]
+    reference: Reference,
     /// Folder holding autoencoder.safetensors and dit.safetensors.
     #[arg(long)]
     assets: Option<PathBuf>,
@@ -69,7 +75,7 @@ pub struct EvaluateDitArgs {
     #[arg(long, default_value_t = 1.0)]
     guidance: f32,
     /// How long the songs are: `seconds` (default) asks for 20-60 s, as `evaluate reasoning`
-    /// does; `held-out` asks each song for as many bars as a held-out piece of its style,
+    /// does; `held-out` asks each song for as many bars as a reference piece of its style,
     /// drawn from the song's index, so per-bar figures compare songs of the data's lengths
     /// (intros and outros last a bar or two whatever the length).
     #[arg(long, value_enum, default_value_t = Lengths::Seconds)]
@@ -223,6 +229,7 @@ struct DitReport {
     duration_exact: usize,
     sampler: SamplerSettings,
     lengths: Lengths,
+    reference: Reference,
     seconds_per_song_median: f64,
     styles: Vec<StyleReport>,
     /// In-scale share by the requested key's mode (modes the corpus barely holds are written
@@ -253,6 +260,30 @@ struct ModeScale {
 pub enum Lengths {
     HeldOut,
     Seconds,
+}
+
+/// `evaluate dit --reference`: the pieces whose interquartile ranges the songs are held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reference {
+    HeldOut,
+    Training,
+}
+
+impl Reference {
+    fn split(self) -> Split {
+        match self {
+            Reference::HeldOut => Split::Validation,
+            Reference::Training => Split::Train,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Reference::HeldOut => "held-out",
+            Reference::Training => "training",
+        }
+    }
 }
 
 /// `request` asking for `bars` bars, told in seconds (with a ring-out the planner keeps).
@@ -302,12 +333,12 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         },
         ..WriterSettings::default()
     };
-    // Real reference: held-out pieces, by style.
+    // Real reference: held-out pieces (or training pieces, for development), by style.
     let (manifest, _) = dataset::read_manifest(&args.data)?;
     let mut real: BTreeMap<Style, Vec<(FeatureRow, FeatureRow)>> = BTreeMap::new();
     let mut real_bars: BTreeMap<Style, Vec<u32>> = BTreeMap::new();
     dataset::for_each_piece(&args.data, &manifest, |piece| {
-        if piece.split == Split::Validation {
+        if piece.split == args.reference.split() {
             let features = song_features(&piece.to_song());
             real.entry(piece.style)
                 .or_default()
@@ -459,6 +490,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
         duration_exact,
         sampler: settings.sampler,
         lengths: args.lengths,
+        reference: args.reference,
         seconds_per_song_median: quartiles(&mut times)[1],
         styles,
         in_scale_by_mode: by_mode
@@ -534,13 +566,16 @@ fn print_report(report: &DitReport) {
         .collect();
     println!("in scale by mode: {}", by_mode.join(", "));
     println!(
-        "features inside the held-out interquartile range: {}/{}",
-        report.features_inside_iqr, report.features_compared
+        "features inside the {} pieces' interquartile range: {}/{}",
+        report.reference.name(),
+        report.features_inside_iqr,
+        report.features_compared
     );
     for style in &report.styles {
         println!(
-            "\n### {} ({} held-out pieces, {} generated songs, {:.2} % in scale)\n",
+            "\n### {} ({} {} pieces, {} generated songs, {:.2} % in scale)\n",
             style.style,
+            report.reference.name(),
             style.real_pieces,
             style.generated_songs,
             100.0 * style.in_scale_ratio

@@ -3,6 +3,7 @@
 mod batch;
 mod critic;
 mod dataset;
+mod evaluate;
 mod generate;
 mod guard;
 mod inspect;

@@ -163,38 +163,71 @@ fn stem_groove_row(features: &SongFeatures) -> FeatureRow {
         .collect()
 }
 
+/// Resamplings of the generated songs behind `inside_share` and `features_inside_resampled`.
+const RESAMPLES: usize = 1000;
+
+/// The `at` percentiles (0 to 1) of `values`, each the nearest rank at or below.
+fn percentiles(mut values: Vec<usize>, at: [f64; 3]) -> [usize; 3] {
+    values.sort_unstable();
+    at.map(|p| {
+        let rank = (p * values.len().saturating_sub(1) as f64).floor() as usize;
+        values.get(rank).copied().unwrap_or(0)
+    })
+}
+
 /// Every feature the reference rows have: the reference's quartiles against the median of
-/// the generated rows.
-fn compare_rows<'a>(
-    reference: impl Iterator<Item = &'a FeatureRow> + Clone,
-    generated: impl Iterator<Item = &'a FeatureRow> + Clone,
-) -> Vec<FeatureComparison> {
-    let names: BTreeSet<&String> = reference.clone().flat_map(|r| r.keys()).collect();
-    names
+/// the generated rows, and how often the median of the generated rows drawn again with
+/// replacement ([`RESAMPLES`] times, the same songs for every feature, from a fixed seed)
+/// lies inside; per resampling, how many features it had inside.
+fn compare_rows(
+    reference: &[&FeatureRow],
+    generated: &[&FeatureRow],
+) -> (Vec<FeatureComparison>, Vec<usize>) {
+    let names: BTreeSet<&String> = reference.iter().flat_map(|r| r.keys()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(0xb007);
+    let draws: Vec<Vec<usize>> = (0..RESAMPLES)
+        .map(|_| {
+            (0..generated.len())
+                .map(|_| rng.random_range(0..generated.len()))
+                .collect()
+        })
+        .collect();
+    let mut inside_by_draw = vec![0; RESAMPLES];
+    let comparisons = names
         .into_iter()
         .map(|name| {
             let mut real_values: Vec<f64> = reference
-                .clone()
+                .iter()
                 .filter_map(|r| r.get(name))
                 .copied()
                 .collect();
-            let mut generated_values: Vec<f64> = generated
-                .clone()
-                .filter_map(|r| r.get(name))
-                .copied()
-                .collect();
+            let values: Vec<Option<f64>> = generated.iter().map(|r| r.get(name).copied()).collect();
+            let mut generated_values: Vec<f64> = values.iter().flatten().copied().collect();
             let [q1, median, q3] = quartiles(&mut real_values);
             let [_, generated_median, _] = quartiles(&mut generated_values);
+            let inside = |m: f64| m >= q1 && m <= q3;
+            let mut drawn = Vec::with_capacity(generated.len());
+            let mut resampled_inside = 0;
+            for (draw, count) in draws.iter().zip(&mut inside_by_draw) {
+                drawn.clear();
+                drawn.extend(draw.iter().filter_map(|&i| values[i]));
+                if inside(quartiles(&mut drawn)[1]) {
+                    resampled_inside += 1;
+                    *count += 1;
+                }
+            }
             FeatureComparison {
                 feature: name.clone(),
                 real_q1: q1,
                 real_median: median,
                 real_q3: q3,
                 generated_median,
-                inside: generated_median >= q1 && generated_median <= q3,
+                inside: inside(generated_median),
+                inside_share: resampled_inside as f64 / RESAMPLES as f64,
             }
         })
-        .collect()
+        .collect();
+    (comparisons, inside_by_draw)
 }
 
 #[derive(Serialize)]
@@ -205,6 +238,9 @@ struct FeatureComparison {
     real_q3: f64,
     generated_median: f64,
     inside: bool,
+    /// Share of resamplings of the generated songs whose median lies inside: how firmly
+    /// `inside` holds against which songs happened to be drawn.
+    inside_share: f64,
 }
 
 #[derive(Serialize)]
@@ -237,6 +273,9 @@ struct DitReport {
     in_scale_by_mode: Vec<ModeScale>,
     features_inside_iqr: usize,
     features_compared: usize,
+    /// `features_inside_iqr` over resamplings of each style's generated songs: the 5th,
+    /// 50th and 95th percentile.
+    features_inside_resampled: [usize; 3],
     diversity_seeds: u64,
     lead_bars_compared: usize,
     shared_lead_bars: usize,
@@ -447,6 +486,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
 
     let mut styles = Vec::new();
     let (mut inside_total, mut compared_total) = (0, 0);
+    let mut resampled_totals = vec![0; RESAMPLES];
     let (mut pitched_total, mut in_scale_total) = (0usize, 0f64);
     for style in Style::ALL {
         let songs = generated.get(&style).map(Vec::as_slice).unwrap_or_default();
@@ -458,15 +498,24 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
             .sum();
         pitched_total += pitched;
         in_scale_total += in_scale;
-        let features = compare_rows(
-            reference.iter().map(|(row, _)| row),
-            songs.iter().map(|(_, row, _)| row),
+        let (features, inside_by_draw) = compare_rows(
+            &reference.iter().map(|(row, _)| row).collect::<Vec<_>>(),
+            &songs.iter().map(|(_, row, _)| row).collect::<Vec<_>>(),
         );
         inside_total += features.iter().filter(|f| f.inside).count();
         compared_total += features.len();
-        let groove_by_stem = compare_rows(
-            reference.iter().map(|(_, grooves)| grooves),
-            songs.iter().map(|(_, _, grooves)| grooves),
+        for (total, inside) in resampled_totals.iter_mut().zip(inside_by_draw) {
+            *total += inside;
+        }
+        let (groove_by_stem, _) = compare_rows(
+            &reference
+                .iter()
+                .map(|(_, grooves)| grooves)
+                .collect::<Vec<_>>(),
+            &songs
+                .iter()
+                .map(|(_, _, grooves)| grooves)
+                .collect::<Vec<_>>(),
         );
         styles.push(StyleReport {
             style: style.name().into(),
@@ -502,6 +551,7 @@ fn run_dit(args: EvaluateDitArgs) -> Result<()> {
             .collect(),
         features_inside_iqr: inside_total,
         features_compared: compared_total,
+        features_inside_resampled: percentiles(resampled_totals, [0.05, 0.5, 0.95]),
         diversity_seeds: args.diversity_seeds,
         lead_bars_compared,
         shared_lead_bars: shared,
@@ -566,31 +616,39 @@ fn print_report(report: &DitReport) {
         .collect();
     println!("in scale by mode: {}", by_mode.join(", "));
     println!(
-        "features inside the {} pieces' interquartile range: {}/{}",
+        "features inside the {} pieces' interquartile range: {}/{} (songs drawn again: {}-{}, \
+         median {})",
         report.reference.name(),
         report.features_inside_iqr,
-        report.features_compared
+        report.features_compared,
+        report.features_inside_resampled[0],
+        report.features_inside_resampled[2],
+        report.features_inside_resampled[1]
     );
     for style in &report.styles {
         println!(
             "\n### {} ({} {} pieces, {} generated songs, {:.2} % in scale)\n",
             style.style,
-            report.reference.name(),
             style.real_pieces,
+            report.reference.name(),
             style.generated_songs,
             100.0 * style.in_scale_ratio
         );
-        println!("| feature | real Q1 | real median | real Q3 | generated median | inside |");
-        println!("|---|---|---|---|---|---|");
+        println!(
+            "| feature | real Q1 | real median | real Q3 | generated median | inside | \
+             inside, songs drawn again |"
+        );
+        println!("|---|---|---|---|---|---|---|");
         for f in &style.features {
             println!(
-                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+                "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.0} % |",
                 f.feature,
                 f.real_q1,
                 f.real_median,
                 f.real_q3,
                 f.generated_median,
-                if f.inside { "yes" } else { "no" }
+                if f.inside { "yes" } else { "no" },
+                100.0 * f.inside_share
             );
         }
         let by_stem: Vec<String> = style
@@ -620,4 +678,40 @@ fn print_report(report: &DitReport) {
         report.shared_lead_bars_by_notes[2],
         report.seed_pairs_sharing_a_bar
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(name: &str, values: &[f64]) -> Vec<FeatureRow> {
+        values
+            .iter()
+            .map(|&v| FeatureRow::from([(name.to_string(), v)]))
+            .collect()
+    }
+
+    #[test]
+    fn resampled_songs_tell_a_firm_median_from_one_at_the_edge() {
+        let reference = rows("x", &[1.0, 2.0, 3.0, 4.0, 5.0]);
+        let reference: Vec<&FeatureRow> = reference.iter().collect();
+        // Quartiles 2 and 4: a median of 3 among values close by stays inside whichever
+        // songs are drawn; one of 4, half of whose songs lie above, often falls out.
+        let firm = rows("x", &[2.9, 3.0, 3.1, 2.95, 3.05]);
+        let (firm, firm_draws) = compare_rows(&reference, &firm.iter().collect::<Vec<_>>());
+        assert!(firm[0].inside);
+        assert_eq!(firm[0].inside_share, 1.0);
+        assert!(firm_draws.iter().all(|&n| n == 1));
+        let edge = rows("x", &[3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 3.8]);
+        let (edge, edge_draws) = compare_rows(&reference, &edge.iter().collect::<Vec<_>>());
+        assert!(edge[0].inside, "median 4.0 sits on Q3");
+        assert!(
+            edge[0].inside_share > 0.2 && edge[0].inside_share < 0.8,
+            "{}",
+            edge[0].inside_share
+        );
+        let inside_draws = edge_draws.iter().sum::<usize>() as f64 / RESAMPLES as f64;
+        assert_eq!(inside_draws, edge[0].inside_share);
+        assert_eq!(percentiles(vec![3, 1, 2, 5, 4], [0.0, 0.5, 1.0]), [1, 3, 5]);
+    }
 }

@@ -20,7 +20,7 @@ use refrain_engine::train::latents::LatentSet;
 use refrain_engine::train::song_density::{
     Figure, SongDensityData, StyleSongFit, ValueSearch, fit_song_density,
 };
-use refrain_engine::writer::{self, CpuBackend, DIT_FILE, Models, WriterSettings};
+use refrain_engine::writer::{CpuBackend, DIT_FILE, Models, WriterSettings};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -29,10 +29,11 @@ pub struct CalibrateArgs {
     #[arg(long)]
     data: PathBuf,
     /// Folder holding autoencoder.safetensors and dit.safetensors; dit.safetensors is
-    /// rewritten with the fitted shifts and the playing flags (weights unchanged) [default:
-    /// the shipped assets].
+    /// rewritten in place with the fitted shifts and the playing flags (weights unchanged).
+    /// Asked for every time, so that the shipped file is only rewritten on purpose: work on
+    /// a copy, or name `assets` to recalibrate the shipped file.
     #[arg(long)]
-    assets: Option<PathBuf>,
+    assets: PathBuf,
     /// Windows sampled from the training pieces to fit on (as many again from held-out
     /// pieces to check).
     #[arg(long, default_value_t = 512)]
@@ -98,10 +99,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
             args.window_bars
         );
     }
-    let assets = args
-        .assets
-        .clone()
-        .unwrap_or_else(writer::default_assets_dir);
+    let assets = args.assets.clone();
     let device = Default::default();
     let mut models = Models::<CpuBackend>::load(&assets, &device)?;
     if args.window_bars > models.dit_config.max_bars {

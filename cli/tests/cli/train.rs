@@ -139,6 +139,12 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
         refrain(&args)
     };
 
+    // The folder to rewrite is always named: never the shipped file by default.
+    let unnamed = refrain(&["train", "calibrate", "--data", data]);
+    assert!(!unnamed.status.success());
+    let stderr = String::from_utf8_lossy(&unnamed.stderr);
+    assert!(stderr.contains("--assets"), "{stderr}");
+
     let refused = calibrate(&["--windows", "0"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);

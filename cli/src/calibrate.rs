@@ -99,9 +99,9 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
             args.window_bars
         );
     }
-    let assets = args.assets.clone();
+    let assets = &args.assets;
     let device = Default::default();
-    let mut models = Models::<CpuBackend>::load(&assets, &device)?;
+    let mut models = Models::<CpuBackend>::load(assets, &device)?;
     if args.window_bars > models.dit_config.max_bars {
         anyhow::bail!(
             "--window-bars {} is longer than the DiT's {} bars",

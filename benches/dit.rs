@@ -71,7 +71,11 @@ fn dit(c: &mut Criterion) {
         seed: 3,
         ..Request::default()
     };
-    let (plan, sheet) = plan::plan_for_models(&request).expect("a valid request");
+    // Planned as `generate` plans for the shipped DiT: its chords labelled as the file says.
+    let shipped = Models::<Flex>::load(&writer::default_assets_dir(), &Default::default())
+        .expect("the shipped weights in assets/");
+    let labelling = &shipped.dit_config.plan_labelling_by_style;
+    let (plan, sheet) = plan::plan_for_models(&request, labelling).expect("a valid request");
     let mut group = c.benchmark_group("dit");
     group.sample_size(10);
     bench_song::<Flex>(&mut group, "unguided, flex", &plan, &sheet, 1.0, true);

@@ -2,13 +2,16 @@
 //! decode to as many notes as real bars, and the bar-to-bar rhythm lift that makes them
 //! repeat their rhythm as much (engine::train::calibrate), on training windows, reports both
 //! on held-out windows too; then corrects the shifts on whole written songs
-//! (engine::train::song_density); and stores them in the DiT file's config.
+//! (engine::train::song_density), after fitting each style's chord-change penalty for the
+//! plans the models are told (engine::train::plan_harmony); and stores them all in the DiT
+//! file's config.
 
 use crate::evaluate::evaluation_request;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use refrain_engine::dataset::Split;
+use refrain_engine::harmony::Labelling;
 use refrain_engine::model::playing::OnsetUnit;
 use refrain_engine::model::sampler::SamplerSettings;
 use refrain_engine::music::{DrumClass, Stem, Style};
@@ -17,6 +20,7 @@ use refrain_engine::train::calibrate::{
     fit_onset_shift, sample_onset_logits,
 };
 use refrain_engine::train::latents::LatentSet;
+use refrain_engine::train::plan_harmony::{HarmonyFigures, PlanHarmonyFit, fit_plan_harmony_in};
 use refrain_engine::train::song_density::{
     Figure, SongDensityData, StyleSongFit, ValueSearch, fit_song_density,
 };
@@ -70,9 +74,16 @@ pub struct CalibrateArgs {
     /// training pieces' own (their tempo, key, meter, mood and length).
     #[arg(long, value_enum, default_value_t = SongRequests::Users)]
     song_requests: SongRequests,
-    /// Keep the stored window fit and run only the song rounds.
+    /// Keep the stored window fit and run only the plans' harmony fit and the song rounds.
     #[arg(long)]
     songs_only: bool,
+    /// Plans per style for fitting, before the song rounds, how each style's plans for the
+    /// models have their chords labelled (change penalty and preference for the primary
+    /// chords), so that their chords range over as many roots and change as often as the
+    /// style's training pieces' (the planner's melodies wander more than the corpus's
+    /// tunes); 0 labels every style's plans as the corpus was.
+    #[arg(long, default_value_t = 256)]
+    plans_per_style: usize,
     /// Seed of the window choice and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -119,6 +130,14 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     } else {
         fit_windows(&args, &mut models)?
     };
+    let plan_fit = fit_plan_harmony_in(&args.data, args.plans_per_style, args.seed)?;
+    print_plan_harmony(&plan_fit);
+    models.dit_config.plan_labelling_by_style = if args.plans_per_style == 0 {
+        Vec::new()
+    } else {
+        plan_fit.labelling_by_style.clone()
+    };
+    report["plan_harmony"] = serde_json::to_value(&plan_fit)?;
     if args.song_rounds > 0 {
         let fits = fit_songs(&args, &mut models)?;
         report["songs"] = serde_json::to_value(&fits)?;
@@ -360,6 +379,38 @@ fn print_playing(playing: &PlayingTally) {
             })
             .collect();
         println!("{:<10} {}", style.name(), cells.join(" | "));
+    }
+}
+
+/// Prints the plans' harmony fit (engine::train::plan_harmony), one row per style.
+fn print_plan_harmony(fit: &PlanHarmonyFit) {
+    if fit.styles.is_empty() {
+        return;
+    }
+    println!(
+        "plans' harmony: chord-root entropy quartiles (bits) and chord changes per bar \
+         (median) of the training pieces | of plans labelled as the corpus was (change \
+         penalty {:.2}, prior weight {:.1}) | as fitted for the style (one-root plans)",
+        Labelling::CORPUS.change_penalty,
+        Labelling::CORPUS.prior_weight
+    );
+    let cells = |f: &HarmonyFigures| {
+        format!(
+            "{:.2} {:.2} {:.2}, {:.2}/bar",
+            f.root_entropy[0], f.root_entropy[1], f.root_entropy[2], f.changes_per_bar
+        )
+    };
+    for style in &fit.styles {
+        println!(
+            "{:<10} {} | {} | penalty {:.2}, weight {:.1}: {} ({:.0} %)",
+            style.style.name(),
+            cells(&style.pieces_figures),
+            cells(&style.corpus_figures),
+            style.labelling.change_penalty,
+            style.labelling.prior_weight,
+            cells(&style.chosen_figures),
+            100.0 * style.chosen_figures.one_root_share
+        );
     }
 }
 

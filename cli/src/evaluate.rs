@@ -124,19 +124,7 @@ fn run_autoencoder(data: PathBuf, weights: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// Lower quartile, median, upper quartile.
-pub(crate) fn quartiles(values: &mut [f64]) -> [f64; 3] {
-    if values.is_empty() {
-        return [f64::NAN; 3];
-    }
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        let x = q * (values.len() - 1) as f64;
-        let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
-        values[lo] + (values[hi] - values[lo]) * (x - lo as f64)
-    };
-    [at(0.25), at(0.5), at(0.75)]
-}
+pub(crate) use refrain_engine::train::plan_harmony::quartiles;
 
 pub(crate) type FeatureRow = BTreeMap<String, f64>;
 

@@ -361,7 +361,14 @@ pub const CORPUS_OUTRO_BARS: u32 = 2;
 pub fn tune_lead_sheet(tune: &CorpusTune, style: Style, rng: &mut SongRng) -> LeadSheet {
     let melody = place_in_lead_register(&tune.melody);
     let rhythm = HarmonicRhythm::corpus(tune.meter);
-    let mut chords = harmony::label_chords(tune.key, tune.meter, tune.bars, &melody, rhythm);
+    let mut chords = harmony::label_chords(
+        tune.key,
+        tune.meter,
+        tune.bars,
+        &melody,
+        rhythm,
+        harmony::Labelling::CORPUS,
+    );
     let tonic = tonic_chord(tune.key);
     chords
         .per_beat

@@ -124,7 +124,7 @@ pub fn compose<B: Backend>(
     settings: &WriterSettings,
     thinking: &mut Thinking<'_>,
 ) -> Result<(Plan, writer::Written), Error> {
-    let (plan, sheet) = plan::plan_for_models(request)?;
+    let (plan, sheet) = plan::plan_for_models(request, &models.dit_config.plan_labelling_by_style)?;
     let written = writer::write_song(models, &plan, &sheet, settings, thinking)?;
     Ok((plan, written))
 }

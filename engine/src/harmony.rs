@@ -7,6 +7,7 @@
 //! functional motion (V->I, IV->V, ii->V ...), starting and ending on the tonic where it can.
 
 use crate::music::{Chord, ChordQuality, ChordTrack, Key, Meter, Mode, Note};
+use serde::{Deserialize, Serialize};
 
 /// How often the harmony may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,9 +51,34 @@ struct Candidate {
 /// Preference for each scale degree's chord before hearing the melody: I > IV, V > ii, vi >
 /// iii > vii°.
 const DEGREE_PRIOR: [f64; 7] = [0.45, 0.15, 0.05, 0.3, 0.3, 0.12, -0.1];
-/// Cost of changing chord between windows, and what a chord tone earns and a non-chord tone
-/// costs per unit of accented duration.
-const CHANGE_PENALTY: f64 = 0.25;
+/// How the labeller weighs smooth harmony against following the melody.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Labelling {
+    /// Cost of each change of chord between windows, in units of a downbeat quarter note's
+    /// fit: the higher, the fewer changes.
+    pub change_penalty: f32,
+    /// How much the preference for each degree's chord before hearing the melody counts
+    /// (`DEGREE_PRIOR`, I > IV, V > ...): the higher, the more often the primary chords.
+    pub prior_weight: f32,
+}
+
+impl Labelling {
+    /// What the corpus's pieces were labelled with (a golden test pins the corpus); the
+    /// models' plans may use their own (`plan::corpus_harmony`).
+    pub const CORPUS: Labelling = Labelling {
+        change_penalty: 0.25,
+        prior_weight: 1.0,
+    };
+
+    /// Both finite and at least 0.
+    pub fn is_valid(&self) -> bool {
+        [self.change_penalty, self.prior_weight]
+            .iter()
+            .all(|x| x.is_finite() && *x >= 0.0)
+    }
+}
+
+/// What a chord tone earns and a non-chord tone costs per unit of accented duration.
 const CHORD_TONE: f64 = 1.0;
 const ROOT_BONUS: f64 = 0.15;
 const NON_CHORD_TONE: f64 = -0.7;
@@ -144,14 +170,18 @@ fn accent(meter: Meter, step_in_bar: u32) -> f64 {
 }
 
 /// Labels chords for a key-relative melody; the result has one chord per felt beat for
-/// `bars` bars (repeated within each window of `rhythm`).
+/// `bars` bars (repeated within each window of `rhythm`), weighing fit and smoothness as
+/// `labelling` says.
 pub fn label_chords(
     key: Key,
     meter: Meter,
     bars: u32,
     melody: &[Note],
     rhythm: HarmonicRhythm,
+    labelling: Labelling,
 ) -> ChordTrack {
+    let change_penalty = f64::from(labelling.change_penalty);
+    let prior_weight = f64::from(labelling.prior_weight);
     let beats_per_window = rhythm.beats_per_window(meter);
     let steps_per_window = beats_per_window * meter.steps_per_beat();
     let total_beats = bars as usize * meter.beats_per_bar() as usize;
@@ -187,7 +217,7 @@ pub fn label_chords(
     let score = |window: usize, c: &Candidate| -> f64 {
         let w = &weights[window];
         let tones = c.chord.pitch_classes();
-        let mut s = DEGREE_PRIOR[c.degree] - c.colour_cost;
+        let mut s = prior_weight * DEGREE_PRIOR[c.degree] - c.colour_cost;
         for (pc, &x) in w.iter().enumerate() {
             if x == 0.0 {
                 continue;
@@ -230,7 +260,7 @@ pub fn label_chords(
                 for (i, p) in candidates.iter().enumerate() {
                     let mut t = best[i] + s;
                     if i != j {
-                        t -= CHANGE_PENALTY;
+                        t -= change_penalty;
                         t += transition_bonus(p.degree, c.degree);
                     }
                     // Ties go to the earliest candidate, which keeps labelling deterministic.
@@ -267,6 +297,25 @@ pub fn label_chords(
     ChordTrack { per_beat }
 }
 
+/// Entropy (bits) of the chords' roots, one chord per beat: 0 for a song on one root, 1 for
+/// two roots half the time each. A song's pitch-class entropy follows it, as the bass plays
+/// roots and the other stems chord tones.
+pub fn root_entropy(per_beat: &[Chord]) -> f64 {
+    let mut counts = [0usize; 12];
+    for chord in per_beat {
+        counts[usize::from(chord.root % 12)] += 1;
+    }
+    let total = per_beat.len() as f64;
+    counts
+        .iter()
+        .filter(|&&n| n > 0)
+        .map(|&n| {
+            let p = n as f64 / total;
+            -p * p.log2()
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +344,72 @@ mod tests {
         (c.root, c.quality.triad())
     }
 
+    /// The corpus's labelling.
+    fn label(
+        key: Key,
+        meter: Meter,
+        bars: u32,
+        melody: &[Note],
+        rhythm: HarmonicRhythm,
+    ) -> ChordTrack {
+        label_chords(key, meter, bars, melody, rhythm, Labelling::CORPUS)
+    }
+
+    fn changes(track: &ChordTrack) -> usize {
+        track.per_beat.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+
+    #[test]
+    fn a_higher_change_penalty_never_changes_chord_more_often() {
+        // A wandering scale line, labelled per beat, where every window could take its own
+        // chord.
+        let melody = line(
+            &[
+                0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2, 0, 2, 5, 9, 7, 4, 2, 11, 7, 0,
+            ],
+            4,
+        );
+        let labelled = |change_penalty, prior_weight| {
+            let labelling = Labelling {
+                change_penalty,
+                prior_weight,
+            };
+            label_chords(
+                C_MAJOR,
+                Meter::FourFour,
+                6,
+                &melody,
+                HarmonicRhythm::PerBeat,
+                labelling,
+            )
+        };
+        let mut counts = Vec::new();
+        for penalty in [0.0, 0.25, 0.5, 1.0, 2.0, 100.0] {
+            counts.push(changes(&labelled(penalty, 1.0)));
+        }
+        assert!(counts.windows(2).all(|w| w[1] <= w[0]), "{counts:?}");
+        assert!(counts[0] > 4, "{counts:?}");
+        assert_eq!(counts[5], 0, "a prohibitive penalty keeps one chord");
+        // An overwhelming preference for the tonic keeps it through the melody.
+        let tonic = labelled(0.25, 100.0);
+        assert!(tonic.per_beat.iter().all(|c| c.root == 0), "{tonic:?}");
+        assert!(root_entropy(&labelled(0.25, 1.0).per_beat) > 1.0);
+    }
+
+    #[test]
+    fn root_entropy_counts_bits_of_the_roots_beat_by_beat() {
+        let c = Chord::new(0, ChordQuality::Major);
+        let cm7 = Chord::new(0, ChordQuality::Minor7);
+        let f = Chord::new(5, ChordQuality::Major);
+        assert_eq!(root_entropy(&[]), 0.0);
+        assert_eq!(
+            root_entropy(&[c, cm7, c]),
+            0.0,
+            "one root, whatever its quality"
+        );
+        assert!((root_entropy(&[c, c, f, f]) - 1.0).abs() < 1e-12);
+    }
+
     const I: (u8, ChordQuality) = (0, ChordQuality::Major);
     const IV: (u8, ChordQuality) = (5, ChordQuality::Major);
     const V: (u8, ChordQuality) = (7, ChordQuality::Major);
@@ -303,7 +418,7 @@ mod tests {
     fn arpeggios_label_i_iv_v() {
         // C E G C | F A C A | G B D B | C E G C, a quarter note each.
         let melody = line(&[0, 4, 7, 12, 5, 9, 12, 9, 7, 11, 14, 11, 0, 4, 7, 12], 4);
-        let track = label_chords(C_MAJOR, Meter::FourFour, 4, &melody, HarmonicRhythm::PerBar);
+        let track = label(C_MAJOR, Meter::FourFour, 4, &melody, HarmonicRhythm::PerBar);
         let bars: Vec<_> = (0..4).map(|b| roman(&track, Meter::FourFour, b)).collect();
         assert_eq!(bars, [I, IV, V, I]);
     }
@@ -334,7 +449,7 @@ mod tests {
                 t += duration;
             }
         }
-        let track = label_chords(C_MAJOR, Meter::FourFour, 8, &melody, HarmonicRhythm::PerBar);
+        let track = label(C_MAJOR, Meter::FourFour, 8, &melody, HarmonicRhythm::PerBar);
         let got: Vec<_> = (0..8).map(|b| roman(&track, Meter::FourFour, b)).collect();
         assert_eq!(got, [I, I, IV, I, IV, I, V, I]);
     }
@@ -344,7 +459,7 @@ mod tests {
         let a_minor = Key::new(9, Mode::Minor);
         // A C E C | D F A F | E G# B G# | A C E A
         let melody = line(&[0, 3, 7, 3, 5, 8, 12, 8, 7, 11, 14, 11, 0, 3, 7, 12], 4);
-        let track = label_chords(a_minor, Meter::FourFour, 4, &melody, HarmonicRhythm::PerBar);
+        let track = label(a_minor, Meter::FourFour, 4, &melody, HarmonicRhythm::PerBar);
         let got: Vec<_> = (0..4).map(|b| roman(&track, Meter::FourFour, b)).collect();
         assert_eq!(
             got,
@@ -357,7 +472,7 @@ mod tests {
         );
         // With G natural the dominant stays minor.
         let melody = line(&[0, 3, 7, 3, 7, 10, 14, 10, 0, 3, 7, 12], 4);
-        let track = label_chords(a_minor, Meter::FourFour, 3, &melody, HarmonicRhythm::PerBar);
+        let track = label(a_minor, Meter::FourFour, 3, &melody, HarmonicRhythm::PerBar);
         assert_eq!(roman(&track, Meter::FourFour, 1), (7, ChordQuality::Minor));
     }
 
@@ -365,7 +480,7 @@ mod tests {
     fn three_four_and_six_eight_label_by_felt_beats() {
         // Waltz: C E G | F A C | G B D | C E G, a quarter note each.
         let melody = line(&[0, 4, 7, 5, 9, 12, 7, 11, 14, 0, 4, 7], 4);
-        let track = label_chords(
+        let track = label(
             C_MAJOR,
             Meter::ThreeFour,
             4,
@@ -382,7 +497,7 @@ mod tests {
             ],
             2,
         );
-        let track = label_chords(
+        let track = label(
             C_MAJOR,
             Meter::SixEight,
             4,
@@ -403,11 +518,11 @@ mod tests {
             HarmonicRhythm::PerBar,
         ] {
             for meter in Meter::ALL {
-                let track = label_chords(C_MAJOR, meter, 5, &melody, rhythm);
+                let track = label(C_MAJOR, meter, 5, &melody, rhythm);
                 assert_eq!(track.per_beat.len(), 5 * meter.beats_per_bar() as usize);
             }
         }
-        let track = label_chords(
+        let track = label(
             C_MAJOR,
             Meter::FourFour,
             2,
@@ -422,14 +537,14 @@ mod tests {
     #[test]
     fn labelling_is_deterministic() {
         let melody = line(&[0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2, 0, 0], 2);
-        let a = label_chords(
+        let a = label(
             C_MAJOR,
             Meter::FourFour,
             2,
             &melody,
             HarmonicRhythm::PerBeat,
         );
-        let b = label_chords(
+        let b = label(
             C_MAJOR,
             Meter::FourFour,
             2,
@@ -445,7 +560,7 @@ mod tests {
             (C_MAJOR, ChordQuality::Major),
             (Key::new(2, Mode::Dorian), ChordQuality::Minor),
         ] {
-            let track = label_chords(key, Meter::ThreeFour, 3, &[], HarmonicRhythm::PerBeat);
+            let track = label(key, Meter::ThreeFour, 3, &[], HarmonicRhythm::PerBeat);
             assert_eq!(track.per_beat.len(), 9);
             assert!(track.per_beat.iter().all(|&c| c == Chord::new(0, quality)));
         }
@@ -461,7 +576,7 @@ mod tests {
                 ..n
             })
             .collect();
-        let track = label_chords(
+        let track = label(
             C_MAJOR,
             Meter::FourFour,
             3,

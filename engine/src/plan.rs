@@ -6,7 +6,7 @@
 use crate::Error;
 use crate::compose::{LeadSheet, SongRng, melody, progression};
 use crate::dataset::tonic_chord;
-use crate::harmony::{HarmonicRhythm, label_chords};
+use crate::harmony::{HarmonicRhythm, Labelling, label_chords};
 use crate::music::{ChordTrack, Key, Meter, Mode, Mood, Section, SectionKind, Stem, Style};
 use crate::prompt::{PromptHints, parse_prompt};
 use rand::{Rng, SeedableRng};
@@ -519,13 +519,34 @@ fn chord_symbols(plan: &Plan, chords: &ChordTrack) -> Vec<String> {
 /// melody the way the corpus's chords were ([`corpus_harmony`]). The DiT and the critic are
 /// then told conditions like those they were trained on; the arranger (and the project's own
 /// songs in the corpus) keep the planner's form and harmony.
-pub fn plan_for_models(request: &Request) -> Result<(Plan, LeadSheet), Error> {
+pub fn plan_for_models(
+    request: &Request,
+    labelling_by_style: &[Labelling],
+) -> Result<(Plan, LeadSheet), Error> {
+    let (mut plan, mut sheet) = unlabelled_plan_for_models(request)?;
+    let labelling = plan_labelling(labelling_by_style, plan.style);
+    corpus_harmony(&mut plan, &mut sheet, labelling);
+    Ok((plan, sheet))
+}
+
+/// [`plan_for_models`] before its chords are labelled: the planner's lead sheet in the
+/// corpus's form, still carrying the planner's own progression.
+pub fn unlabelled_plan_for_models(request: &Request) -> Result<(Plan, LeadSheet), Error> {
     let mut plan = plan(request)?;
     plan.sections = corpus_form(plan.bars, plan.looped);
     plan.energy_per_bar = energy_curve(&plan.sections);
-    let mut sheet = lead_sheet(&mut plan);
-    corpus_harmony(&mut plan, &mut sheet);
+    let sheet = lead_sheet(&mut plan);
     Ok((plan, sheet))
+}
+
+/// How the models' plans of `style` are labelled: the style's entry of `by_style` (one per
+/// style in `Style::ALL` order, fitted by `refrain train calibrate` and stored in the DiT's
+/// file), or as the corpus's pieces were when it is empty.
+pub fn plan_labelling(by_style: &[Labelling], style: Style) -> Labelling {
+    by_style
+        .get(style.number())
+        .copied()
+        .unwrap_or(Labelling::CORPUS)
 }
 
 /// Labels the sheet's chords from its melody with the corpus's labeller and harmonic rhythm
@@ -533,9 +554,20 @@ pub fn plan_for_models(request: &Request) -> Result<(Plan, LeadSheet), Error> {
 /// eight of the corpus's pieces carry chords labelled that way (mostly triads, two a bar in
 /// 4/4); the planner's style progressions (all sevenths and ninths in lofi, say) appear only
 /// in the project's own songs, whose sparser leads the DiT reproduces when told such chords.
-pub fn corpus_harmony(plan: &mut Plan, sheet: &mut LeadSheet) {
+///
+/// `labelling` is the corpus's ([`Labelling::CORPUS`]) or a style's fitted one: the
+/// planner's melodies wander more than the corpus's tunes, so labelled as the corpus was
+/// their chords change more often and over more roots than the pieces' do.
+pub fn corpus_harmony(plan: &mut Plan, sheet: &mut LeadSheet, labelling: Labelling) {
     let rhythm = HarmonicRhythm::corpus(sheet.meter);
-    let mut chords = label_chords(sheet.key, sheet.meter, sheet.bars, &sheet.melody, rhythm);
+    let mut chords = label_chords(
+        sheet.key,
+        sheet.meter,
+        sheet.bars,
+        &sheet.melody,
+        rhythm,
+        labelling,
+    );
     let beats = sheet.meter.beats_per_bar() as usize;
     chords
         .per_beat
@@ -557,6 +589,7 @@ pub fn corpus_harmony(plan: &mut Plan, sheet: &mut LeadSheet) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::harmony::root_entropy;
 
     fn request(prompt: &str) -> Request {
         Request {
@@ -717,7 +750,7 @@ mod tests {
                 seed: 11,
                 ..Request::default()
             };
-            let (plan, sheet) = plan_for_models(&request).unwrap();
+            let (plan, sheet) = plan_for_models(&request, &[]).unwrap();
             assert_eq!(plan.sections, corpus_form(plan.bars, false));
             assert_eq!(sheet.sections, plan.sections);
             let beats = meter.beats_per_bar() as usize;
@@ -728,6 +761,7 @@ mod tests {
                 sheet.bars,
                 &sheet.melody,
                 HarmonicRhythm::corpus(meter),
+                Labelling::CORPUS,
             );
             let outro = plan.sections.last().unwrap();
             assert_eq!(outro.kind, SectionKind::Outro);
@@ -748,6 +782,34 @@ mod tests {
             let own = lead_sheet(&mut arranged);
             assert_ne!(own.chords, sheet.chords);
         }
+    }
+
+    #[test]
+    fn the_models_plans_take_their_styles_labelling() {
+        let request = Request {
+            style: Some(Style::Chiptune),
+            seconds: Some(40.0),
+            seed: 3,
+            ..Request::default()
+        };
+        let chords = |by_style: &[Labelling]| plan_for_models(&request, by_style).unwrap().1.chords;
+        let corpus = chords(&[]);
+        let mut by_style = vec![Labelling::CORPUS; Style::ALL.len()];
+        assert_eq!(chords(&by_style), corpus);
+        let held = Labelling {
+            change_penalty: 100.0,
+            ..Labelling::CORPUS
+        };
+        by_style[Style::Lofi.number()] = held;
+        assert_eq!(chords(&by_style), corpus, "another style's labelling");
+        by_style[Style::Chiptune.number()] = held;
+        let held = chords(&by_style);
+        let changes =
+            |track: &ChordTrack| track.per_beat.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(changes(&corpus) > 2, "{}", changes(&corpus));
+        // One chord until the outro's tonic.
+        assert!(changes(&held) <= 1, "{}", changes(&held));
+        assert!(root_entropy(&held.per_beat) < root_entropy(&corpus.per_beat));
     }
 
     #[test]

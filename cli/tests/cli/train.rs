@@ -161,12 +161,17 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
         "1",
         "--songs-per-style",
         "1",
+        "--plans-per-style",
+        "4",
     ]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(
-        stdout.contains("lead") && stdout.contains("held-out") && stdout.contains("whole songs"),
+        stdout.contains("lead")
+            && stdout.contains("held-out")
+            && stdout.contains("whole songs")
+            && stdout.contains("plans' harmony"),
         "{stdout}"
     );
     let load = || Dit::<Flex>::load_safetensors(&assets.join(DIT_FILE), &Default::default());
@@ -176,6 +181,8 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     assert_eq!(config.onset_shift_by_style.len(), 8 * 5);
     assert!(config.onset_shift_by_style.iter().all(|s| s.is_finite()));
     assert_eq!(config.drum_shift_by_style.len(), 8 * 11);
+    assert_eq!(config.plan_labelling_by_style.len(), 8);
+    assert!(config.plan_labelling_by_style.iter().all(|l| l.is_valid()));
     let left: Vec<_> = std::fs::read_dir(&assets).unwrap().collect();
     assert_eq!(left.len(), 2, "no partial file left behind");
 
@@ -188,12 +195,18 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
         "1",
         "--song-requests",
         "pieces",
+        "--plans-per-style",
+        "4",
     ]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     let (again, _) = load().unwrap();
     assert_eq!(again.onset_shift, config.onset_shift);
     assert_eq!(again.rhythm_lift_by_style, config.rhythm_lift_by_style);
+    assert_eq!(
+        again.plan_labelling_by_style,
+        config.plan_labelling_by_style
+    );
 
     // With the lifts fitted too, they only ever rise.
     let result = calibrate(&[
@@ -203,12 +216,18 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
         "2",
         "--songs-per-style",
         "1",
+        "--plans-per-style",
+        "0",
     ]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(stdout.contains("groove of whole songs"), "{stdout}");
     let (lifted, _) = load().unwrap();
+    assert!(
+        lifted.plan_labelling_by_style.is_empty(),
+        "0 plans label as the corpus was"
+    );
     assert_eq!(lifted.rhythm_lift_by_style.len(), 8 * 5);
     for (after, before) in lifted
         .rhythm_lift_by_style

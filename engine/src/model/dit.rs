@@ -16,6 +16,7 @@ use super::autoencoder::SeededInit;
 use super::conditions::{BAR_FIELDS, BAR_VOCABULARY, SONG_FIELDS, SONG_VOCABULARY};
 use super::playing::Playing;
 use crate::Error;
+use crate::harmony::Labelling;
 use crate::music::{DrumClass, Stem, Style};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
@@ -98,6 +99,12 @@ pub struct DitConfig {
     /// (0: not fixed). Empty means none.
     #[config(default = "Vec::new()")]
     pub voices_by_style: Vec<u8>,
+    /// Per style (`Style::ALL` order), how the chord labeller labels the plans this DiT is
+    /// told (see [`crate::plan::corpus_harmony`]), fitted by `refrain train calibrate` on
+    /// the training pieces so that the plans' chords vary and change as the pieces' do.
+    /// Empty means the corpus's own labelling for every style.
+    #[config(default = "Vec::new()")]
+    pub plan_labelling_by_style: Vec<Labelling>,
 }
 
 impl DitConfig {
@@ -213,6 +220,16 @@ impl DitConfig {
         {
             return bad(
                 "drum_shift_by_style must have one finite entry per style and drum class".into(),
+            );
+        }
+        if !self.plan_labelling_by_style.is_empty()
+            && (self.plan_labelling_by_style.len() != Style::ALL.len()
+                || self.plan_labelling_by_style.iter().any(|l| !l.is_valid()))
+        {
+            return bad(
+                "plan_labelling_by_style must have one entry per style, each weight finite \
+                 and >= 0"
+                    .into(),
             );
         }
         for (name, entries) in [

@@ -12,6 +12,7 @@ use crate::Error;
 use crate::compose::LeadSheet;
 use crate::compose::arranger::{self, choose_band};
 use crate::critic::Critic;
+use crate::harmony::Labelling;
 use crate::music::{DrumClass, Key, Meter, Mood, Note, Section, SectionKind, Song, Stem, Style};
 use crate::plan::{self, Plan, Request, stage_rng};
 use crate::reasoning::{CopyGuard, ThinkSettings, Thinking, TraceEvent};
@@ -26,6 +27,11 @@ pub trait ChapterComposer: Send {
     fn compose(&mut self, plan: &Plan, sheet: &LeadSheet) -> Result<Composed, Error>;
     /// A short name for logs: "arranger", "DiT".
     fn name(&self) -> &'static str;
+    /// How the chords of this composer's plans are labelled, per style
+    /// ([`plan::plan_labelling`]); empty (the default) means as the corpus's.
+    fn plan_labelling_by_style(&self) -> &[Labelling] {
+        &[]
+    }
 }
 
 /// A composed chapter's notes and how they were chosen.
@@ -80,6 +86,10 @@ where
 
     fn name(&self) -> &'static str {
         "DiT"
+    }
+
+    fn plan_labelling_by_style(&self) -> &[Labelling] {
+        &self.models.dit_config.plan_labelling_by_style
     }
 }
 
@@ -192,6 +202,7 @@ pub fn chapter_plan(
     index: u64,
     kind: SectionKind,
     bars: u32,
+    labelling_by_style: &[Labelling],
 ) -> Result<(Plan, LeadSheet), Error> {
     let seed = stage_rng(music.seed, &format!("chapter {index}")).random::<u64>();
     let request = Request {
@@ -214,7 +225,8 @@ pub fn chapter_plan(
     }];
     plan.energy_per_bar = plan::energy_curve(&plan.sections);
     let mut sheet = plan::lead_sheet(&mut plan);
-    plan::corpus_harmony(&mut plan, &mut sheet);
+    let labelling = plan::plan_labelling(labelling_by_style, plan.style);
+    plan::corpus_harmony(&mut plan, &mut sheet, labelling);
     Ok((plan, sheet))
 }
 
@@ -249,7 +261,14 @@ pub fn make_chapter(
     abandon: &dyn Fn() -> bool,
 ) -> Result<Option<Chapter>, Error> {
     let started = std::time::Instant::now();
-    let (plan, sheet) = chapter_plan(music, direction, index, kind, bars)?;
+    let (plan, sheet) = chapter_plan(
+        music,
+        direction,
+        index,
+        kind,
+        bars,
+        composer.plan_labelling_by_style(),
+    )?;
     let mut composed = composer.compose(&plan, &sheet)?;
     if let Some(level) = levels {
         // Only the layers that sound at this level are rendered (the intro, for a fast start).

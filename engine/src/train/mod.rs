@@ -14,6 +14,7 @@ pub mod dit;
 pub mod latents;
 pub mod loss;
 pub mod metrics;
+pub mod plan_harmony;
 pub mod song_density;
 
 use crate::Error;

@@ -612,6 +612,19 @@ pub fn for_each_piece(
     Ok(())
 }
 
+/// Every piece of one split of the built dataset at `dir`, in shard order.
+pub fn read_split(dir: &Path, split: Split) -> Result<Vec<Piece>, Error> {
+    let (manifest, _) = read_manifest(dir)?;
+    let mut pieces = Vec::new();
+    for_each_piece(dir, &manifest, |piece| {
+        if piece.split == split {
+            pieces.push(piece);
+        }
+        Ok(())
+    })?;
+    Ok(pieces)
+}
+
 /// Reads a built dataset back and counts it (pieces and bars from the shards themselves).
 pub fn dataset_stats(dir: &Path) -> Result<DatasetStats, Error> {
     let (manifest, manifest_bytes) = read_manifest(dir)?;

@@ -126,14 +126,7 @@ pub fn fit_plan_harmony_in(
     plans_per_style: usize,
     seed: u64,
 ) -> Result<PlanHarmonyFit, Error> {
-    let (manifest, _) = dataset::read_manifest(dir)?;
-    let mut pieces = Vec::new();
-    dataset::for_each_piece(dir, &manifest, |piece| {
-        if piece.split == Split::Train {
-            pieces.push(piece);
-        }
-        Ok(())
-    })?;
+    let pieces = dataset::read_split(dir, Split::Train)?;
     fit_plan_harmony(&pieces, plans_per_style, seed)
 }
 

@@ -285,14 +285,7 @@ impl SongDensityData {
     /// style the requests of `songs` of them spread evenly over the style's pieces (by id),
     /// each with its own seed drawn from `seed`.
     pub fn read(dir: &Path, songs: usize, seed: u64) -> Result<SongDensityData, Error> {
-        let (manifest, _) = dataset::read_manifest(dir)?;
-        let mut pieces = Vec::new();
-        dataset::for_each_piece(dir, &manifest, |piece| {
-            if piece.split == Split::Train {
-                pieces.push(piece);
-            }
-            Ok(())
-        })?;
+        let pieces = dataset::read_split(dir, Split::Train)?;
         Ok(SongDensityData::of(&pieces, songs, seed))
     }
 

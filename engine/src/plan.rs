@@ -516,9 +516,10 @@ fn chord_symbols(plan: &Plan, chords: &ChordTrack) -> Vec<String> {
 
 /// Plans a request for the models to write: [`plan`] laid out in the corpus's form
 /// ([`corpus_form`]), its lead sheet written, and the sheet's chords labelled again from its
-/// melody the way the corpus's chords were ([`corpus_harmony`]). The DiT and the critic are
-/// then told conditions like those they were trained on; the arranger (and the project's own
-/// songs in the corpus) keep the planner's form and harmony.
+/// melody by the corpus's labeller ([`corpus_harmony`]), weighted as `labelling_by_style`
+/// says for the plan's style (the DiT file's fitted labelling; empty: as the corpus was).
+/// The DiT and the critic are then told conditions like those they were trained on; the
+/// arranger (and the project's own songs in the corpus) keep the planner's form and harmony.
 pub fn plan_for_models(
     request: &Request,
     labelling_by_style: &[Labelling],

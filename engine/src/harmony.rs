@@ -355,10 +355,6 @@ mod tests {
         label_chords(key, meter, bars, melody, rhythm, Labelling::CORPUS)
     }
 
-    fn changes(track: &ChordTrack) -> usize {
-        track.per_beat.windows(2).filter(|w| w[0] != w[1]).count()
-    }
-
     #[test]
     fn a_higher_change_penalty_never_changes_chord_more_often() {
         // A wandering scale line, labelled per beat, where every window could take its own
@@ -385,7 +381,7 @@ mod tests {
         };
         let mut counts = Vec::new();
         for penalty in [0.0, 0.25, 0.5, 1.0, 2.0, 100.0] {
-            counts.push(changes(&labelled(penalty, 1.0)));
+            counts.push(labelled(penalty, 1.0).changes());
         }
         assert!(counts.windows(2).all(|w| w[1] <= w[0]), "{counts:?}");
         assert!(counts[0] > 4, "{counts:?}");

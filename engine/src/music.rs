@@ -879,6 +879,11 @@ pub struct ChordTrack {
 }
 
 impl ChordTrack {
+    /// How many times the chord changes from one beat to the next.
+    pub fn changes(&self) -> usize {
+        self.per_beat.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+
     /// The same chords with their key-relative roots told from key `from` in key `to`.
     pub fn rekeyed(&self, from: Key, to: Key) -> ChordTrack {
         let shift = from.shift_to(to).rem_euclid(12) as u8;

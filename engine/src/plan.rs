@@ -560,6 +560,13 @@ pub fn plan_labelling(by_style: &[Labelling], style: Style) -> Labelling {
 /// planner's melodies wander more than the corpus's tunes, so labelled as the corpus was
 /// their chords change more often and over more roots than the pieces' do.
 pub fn corpus_harmony(plan: &mut Plan, sheet: &mut LeadSheet, labelling: Labelling) {
+    let chords = corpus_chords(sheet, labelling);
+    plan.chords_per_bar = chord_symbols(plan, &chords);
+    sheet.chords = chords;
+}
+
+/// The chords [`corpus_harmony`] gives the sheet, without recording them.
+pub fn corpus_chords(sheet: &LeadSheet, labelling: Labelling) -> ChordTrack {
     let rhythm = HarmonicRhythm::corpus(sheet.meter);
     let mut chords = label_chords(
         sheet.key,
@@ -583,8 +590,7 @@ pub fn corpus_harmony(plan: &mut Plan, sheet: &mut LeadSheet, labelling: Labelli
             *chord = tonic_chord(sheet.key);
         }
     }
-    plan.chords_per_bar = chord_symbols(plan, &chords);
-    sheet.chords = chords;
+    chords
 }
 
 #[cfg(test)]
@@ -805,11 +811,9 @@ mod tests {
         assert_eq!(chords(&by_style), corpus, "another style's labelling");
         by_style[Style::Chiptune.number()] = held;
         let held = chords(&by_style);
-        let changes =
-            |track: &ChordTrack| track.per_beat.windows(2).filter(|w| w[0] != w[1]).count();
-        assert!(changes(&corpus) > 2, "{}", changes(&corpus));
+        assert!(corpus.changes() > 2, "{}", corpus.changes());
         // One chord until the outro's tonic.
-        assert!(changes(&held) <= 1, "{}", changes(&held));
+        assert!(held.changes() <= 1, "{}", held.changes());
         assert!(root_entropy(&held.per_beat) < root_entropy(&corpus.per_beat));
     }
 

@@ -70,8 +70,7 @@ impl HarmonyFigures {
         let (mut entropies, mut changes) = (Vec::new(), Vec::new());
         for (track, bars) in tracks {
             entropies.push(root_entropy(&track.per_beat));
-            let changed = track.per_beat.windows(2).filter(|w| w[0] != w[1]).count();
-            changes.push(changed as f64 / f64::from(bars.max(1)));
+            changes.push(track.changes() as f64 / f64::from(bars.max(1)));
         }
         let one_root = entropies.iter().filter(|&&e| e < 1e-9).count();
         let share = one_root as f64 / entropies.len().max(1) as f64;
@@ -166,16 +165,12 @@ pub fn fit_plan_harmony(
                 seed: seed ^ (0x4a12_0000 + i as u64),
                 ..Request::default()
             };
-            sheets.push(plan::unlabelled_plan_for_models(&request)?);
+            sheets.push(plan::unlabelled_plan_for_models(&request)?.1);
         }
         let figures_at = |labelling: Labelling| {
             let labelled: Vec<_> = sheets
                 .iter()
-                .map(|(plan, sheet)| {
-                    let (mut plan, mut sheet) = (plan.clone(), sheet.clone());
-                    plan::corpus_harmony(&mut plan, &mut sheet, labelling);
-                    (sheet.chords, sheet.bars)
-                })
+                .map(|sheet| (plan::corpus_chords(sheet, labelling), sheet.bars))
                 .collect();
             HarmonyFigures::of(labelled.iter().map(|(c, b)| (c, *b)))
         };

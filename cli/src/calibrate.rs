@@ -10,7 +10,7 @@ use crate::evaluate::evaluation_request;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use refrain_engine::dataset::Split;
+use refrain_engine::dataset::{self, Piece, Split};
 use refrain_engine::harmony::Labelling;
 use refrain_engine::model::playing::OnsetUnit;
 use refrain_engine::model::sampler::SamplerSettings;
@@ -20,7 +20,7 @@ use refrain_engine::train::calibrate::{
     fit_onset_shift, sample_onset_logits,
 };
 use refrain_engine::train::latents::LatentSet;
-use refrain_engine::train::plan_harmony::{HarmonyFigures, PlanHarmonyFit, fit_plan_harmony_in};
+use refrain_engine::train::plan_harmony::{HarmonyFigures, PlanHarmonyFit, fit_plan_harmony};
 use refrain_engine::train::song_density::{
     Figure, SongDensityData, StyleSongFit, ValueSearch, fit_song_density,
 };
@@ -130,16 +130,21 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     } else {
         fit_windows(&args, &mut models)?
     };
-    let plan_fit = fit_plan_harmony_in(&args.data, args.plans_per_style, args.seed)?;
-    print_plan_harmony(&plan_fit);
-    models.dit_config.plan_labelling_by_style = if args.plans_per_style == 0 {
-        Vec::new()
+    // The plans' harmony fit and the song rounds read the same training pieces.
+    let training = if args.plans_per_style > 0 || args.song_rounds > 0 {
+        dataset::read_split(&args.data, Split::Train)?
     } else {
-        plan_fit.labelling_by_style.clone()
+        Vec::new()
     };
-    report["plan_harmony"] = serde_json::to_value(&plan_fit)?;
+    models.dit_config.plan_labelling_by_style = Vec::new();
+    if args.plans_per_style > 0 {
+        let plan_fit = fit_plan_harmony(&training, args.plans_per_style, args.seed)?;
+        print_plan_harmony(&plan_fit);
+        report["plan_harmony"] = serde_json::to_value(&plan_fit)?;
+        models.dit_config.plan_labelling_by_style = plan_fit.labelling_by_style;
+    }
     if args.song_rounds > 0 {
-        let fits = fit_songs(&args, &mut models)?;
+        let fits = fit_songs(&args, &training, &mut models)?;
         report["songs"] = serde_json::to_value(&fits)?;
     }
     let path = assets.join(DIT_FILE);
@@ -416,11 +421,15 @@ fn print_plan_harmony(fit: &PlanHarmonyFit) {
 
 /// The song rounds (engine::train::song_density): fits and stores each style's stem and
 /// drum-class shifts on whole songs, and prints what each round measured.
-fn fit_songs(args: &CalibrateArgs, models: &mut Models<CpuBackend>) -> Result<Vec<StyleSongFit>> {
+fn fit_songs(
+    args: &CalibrateArgs,
+    training: &[Piece],
+    models: &mut Models<CpuBackend>,
+) -> Result<Vec<StyleSongFit>> {
     if args.songs_per_style == 0 {
         anyhow::bail!("--songs-per-style must be at least 1 (or --song-rounds 0)");
     }
-    let mut data = SongDensityData::read(&args.data, args.songs_per_style, args.seed)?;
+    let mut data = SongDensityData::of(training, args.songs_per_style, args.seed);
     if args.song_requests == SongRequests::Users {
         // Indices far past any evaluation's, so no song is also an evaluation song.
         let first = 1_000_000 + args.seed as usize * Style::ALL.len() * args.songs_per_style;

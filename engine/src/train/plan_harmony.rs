@@ -16,13 +16,12 @@
 //! per bar, the first in grid order (lowest weight, then lowest penalty) on a tie.
 
 use crate::Error;
-use crate::dataset::{self, Piece, Split};
+use crate::dataset::{Piece, Split};
 use crate::harmony::{Labelling, root_entropy};
 use crate::music::{ChordTrack, Style};
 use crate::plan::{self, Request};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// The labellings tried, weight by weight: prior weights 1 (the corpus's) to 6 in steps of
 /// 0.5, each with change penalties 0.25 (the corpus's) to 1.5 in steps of 0.05. At weight 1
@@ -119,19 +118,10 @@ pub struct PlanHarmonyFit {
     pub labelling_by_style: Vec<Labelling>,
 }
 
-/// Reads the dataset at `dir` and fits on its training pieces ([`fit_plan_harmony`]).
-pub fn fit_plan_harmony_in(
-    dir: &Path,
-    plans_per_style: usize,
-    seed: u64,
-) -> Result<PlanHarmonyFit, Error> {
-    let pieces = dataset::read_split(dir, Split::Train)?;
-    fit_plan_harmony(&pieces, plans_per_style, seed)
-}
-
 /// Fits each style's labelling on `pieces` (training pieces only are read): `plans_per_style`
 /// plans asked for what the style's pieces are, spread evenly over them (by id, cycling with
-/// fresh seeds when there are fewer pieces), each with a seed drawn from `seed`.
+/// fresh seeds when there are fewer pieces), each with a seed drawn from `seed`. With no plans
+/// every style keeps the corpus's labelling.
 pub fn fit_plan_harmony(
     pieces: &[Piece],
     plans_per_style: usize,
@@ -146,10 +136,10 @@ pub fn fit_plan_harmony(
         styles: Vec::new(),
         labelling_by_style: vec![Labelling::CORPUS; Style::ALL.len()],
     };
+    if plans_per_style == 0 {
+        return Ok(fit);
+    }
     for (style, mut pieces) in by_style {
-        if plans_per_style == 0 {
-            break;
-        }
         pieces.sort_by(|a, b| a.id.cmp(&b.id));
         let pieces_figures = HarmonyFigures::of(pieces.iter().map(|p| (&p.chords, p.bars)));
         let mut sheets = Vec::with_capacity(plans_per_style);

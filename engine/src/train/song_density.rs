@@ -16,7 +16,7 @@
 //! held-out pieces stay the evaluation's.
 
 use crate::Error;
-use crate::dataset::{self, Piece, Split};
+use crate::dataset::{Piece, Split};
 use crate::generate;
 use crate::model::rhythm;
 use crate::music::{DrumClass, Song, Stem, Style};
@@ -26,7 +26,6 @@ use crate::writer::{Models, WriterSettings};
 use burn::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// Densities below this (notes per bar) count as this much: a class the data almost never
 /// plays is pushed down to it, not towards zero.
@@ -281,15 +280,9 @@ pub struct SongDensityData {
 }
 
 impl SongDensityData {
-    /// Reads the training pieces of the dataset at `dir`: every one's densities, and per
-    /// style the requests of `songs` of them spread evenly over the style's pieces (by id),
-    /// each with its own seed drawn from `seed`.
-    pub fn read(dir: &Path, songs: usize, seed: u64) -> Result<SongDensityData, Error> {
-        let pieces = dataset::read_split(dir, Split::Train)?;
-        Ok(SongDensityData::of(&pieces, songs, seed))
-    }
-
-    /// The same from pieces in hand (training pieces only are read).
+    /// From the dataset's pieces (training pieces only are read): every one's densities, and
+    /// per style the requests of `songs` of them spread evenly over the style's pieces (by
+    /// id), each with its own seed drawn from `seed`.
     pub fn of(pieces: &[Piece], songs: usize, seed: u64) -> SongDensityData {
         let mut data = SongDensityData::default();
         let mut by_style: BTreeMap<Style, Vec<&Piece>> = BTreeMap::new();
@@ -553,6 +546,7 @@ pub fn fit_song_density<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset;
 
     /// A figure whose log density grows by `slope` per logit from `base` at shift 0.
     fn measure(base: f64, slope: f64, shift: f32) -> f64 {

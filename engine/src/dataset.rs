@@ -84,6 +84,21 @@ pub struct Piece {
 }
 
 impl Piece {
+    /// A request for a song like this piece: its style, mood, tempo, key, meter and bar
+    /// count, with seed `seed`.
+    pub fn request(&self, seed: u64) -> Request {
+        Request {
+            style: Some(self.style),
+            mood: Some(self.mood),
+            bpm: Some(self.tempo_bpm),
+            key: Some(self.key),
+            meter: Some(self.meter),
+            bars: Some(self.bars),
+            seed,
+            ..Request::default()
+        }
+    }
+
     fn from_song(
         id: String,
         split: Split,

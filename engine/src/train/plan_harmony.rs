@@ -19,7 +19,7 @@ use crate::Error;
 use crate::dataset::{Piece, Split};
 use crate::harmony::{Labelling, root_entropy};
 use crate::music::{ChordTrack, Style};
-use crate::plan::{self, Request};
+use crate::plan;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -145,16 +145,7 @@ pub fn fit_plan_harmony(
         let mut sheets = Vec::with_capacity(plans_per_style);
         for i in 0..plans_per_style {
             let piece = pieces[i * pieces.len() / plans_per_style];
-            let request = Request {
-                style: Some(style),
-                mood: Some(piece.mood),
-                bpm: Some(piece.tempo_bpm),
-                key: Some(piece.key),
-                meter: Some(piece.meter),
-                bars: Some(piece.bars),
-                seed: seed ^ (0x4a12_0000 + i as u64),
-                ..Request::default()
-            };
+            let request = piece.request(seed ^ (0x4a12_0000 + i as u64));
             sheets.push(plan::unlabelled_plan_for_models(&request)?.1);
         }
         let figures_at = |labelling: Labelling| {

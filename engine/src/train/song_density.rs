@@ -297,19 +297,7 @@ impl SongDensityData {
             pieces.sort_by(|a, b| a.id.cmp(&b.id));
             let chosen = songs.min(pieces.len());
             let requests = (0..chosen)
-                .map(|i| {
-                    let piece = pieces[i * pieces.len() / chosen];
-                    Request {
-                        style: Some(piece.style),
-                        mood: Some(piece.mood),
-                        bpm: Some(piece.tempo_bpm),
-                        key: Some(piece.key),
-                        meter: Some(piece.meter),
-                        bars: Some(piece.bars),
-                        seed: seed ^ (0x50e6_0000 + i as u64),
-                        ..Request::default()
-                    }
-                })
+                .map(|i| pieces[i * pieces.len() / chosen].request(seed ^ (0x50e6_0000 + i as u64)))
                 .collect();
             data.requests.insert(style, requests);
         }

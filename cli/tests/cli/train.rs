@@ -145,10 +145,15 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     let stderr = String::from_utf8_lossy(&unnamed.stderr);
     assert!(stderr.contains("--assets"), "{stderr}");
 
-    let refused = calibrate(&["--windows", "0"]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("--windows"), "{stderr}");
+    for (bad, message) in [
+        ("--windows=0", "--windows and"),
+        ("--hold-within-errors=-1", "a number of standard errors"),
+    ] {
+        let refused = calibrate(&[bad]);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
 
     let result = calibrate(&[
         "--windows",
@@ -197,6 +202,8 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
         "pieces",
         "--plans-per-style",
         "4",
+        "--hold-within-errors",
+        "2",
     ]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");

@@ -10,7 +10,10 @@
 //! each drum class's own shift (`DitConfig::drum_shift_by_style`) until its mean onsets per
 //! bar match, and, in a style whose songs repeat their rhythm less than its pieces, each
 //! stem's rhythm lift (`DitConfig::rhythm_lift_by_style`, only ever raised) until its median
-//! groove matches (opt-in: it cost more than it gained at the held-out pieces' lengths). Each
+//! groove matches (opt-in: it cost more than it gained at the held-out pieces' lengths).
+//! Optionally a value steps only while its songs lie more than some standard errors of their
+//! median (or mean) from its target, a smaller gap being the songs' sampling noise (tried,
+//! not shipped: holding within two let drum kits' polyphony drift, docs/MODEL_CARD.md). Each
 //! value then keeps the round whose songs came closest to its target; with the lifts, each
 //! style keeps its closest round on all its figures together. Only training pieces are read:
 //! held-out pieces stay the evaluation's.
@@ -82,6 +85,10 @@ pub struct ValueSearch {
     pub bounds: (f32, f32),
     /// `(value, measured)` of each round so far.
     pub tried: Vec<(f32, f64)>,
+    /// Per round tried, how close (in the gap's units: log density, or groove) its songs had
+    /// to come to the target to keep the value they were written with: some standard errors
+    /// of the measured figure ([`SongRounds::hold_within_errors`]; 0: always step).
+    pub tolerances: Vec<f64>,
 }
 
 impl ValueSearch {
@@ -92,6 +99,7 @@ impl ValueSearch {
             target,
             bounds: (-MAX_SONG_SHIFT, MAX_SONG_SHIFT),
             tried: Vec::new(),
+            tolerances: Vec::new(),
         }
     }
 
@@ -114,11 +122,15 @@ impl ValueSearch {
         }
     }
 
-    /// The value to try next (`start` when nothing was tried yet).
+    /// The value to try next (`start` when nothing was tried yet; the last value while its
+    /// songs lie within the tolerance of the target).
     pub fn next(&self, start: f32) -> f32 {
         let Some(&(value, measured)) = self.tried.last() else {
             return start;
         };
+        if self.gap(measured).abs() <= self.tolerances.last().copied().unwrap_or(0.0) {
+            return value;
+        }
         let (prior, range) = self.figure.slopes();
         let slope = match self.tried.len().checked_sub(2).map(|i| self.tried[i]) {
             Some((before, measured_before)) if (value - before).abs() > 1e-4 => {
@@ -220,7 +232,8 @@ impl SongMeasures {
 
 /// What a style's songs are compared on: the median over songs of each stem's notes per bar
 /// and of its groove (as `refrain evaluate dit` compares them), the mean of each drum class's
-/// onsets per bar.
+/// onsets per bar; and the standard error of each, in the units a [`ValueSearch`] compares
+/// it in (log density; groove as it is).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StyleFigures {
     pub notes_per_bar: Vec<Option<f64>>,
@@ -228,36 +241,60 @@ pub struct StyleFigures {
     /// The median of the songs' whole groove.
     pub groove: Option<f64>,
     pub drum_classes: Option<Vec<f64>>,
+    pub notes_per_bar_errors: Vec<Option<f64>>,
+    pub groove_errors: Vec<Option<f64>>,
+    pub drum_class_errors: Option<Vec<f64>>,
 }
 
 impl StyleFigures {
     pub fn of(songs: &[SongMeasures]) -> StyleFigures {
-        let medians = |per_stem: fn(&SongMeasures) -> &Vec<Option<f64>>| {
+        let per_stem = |figure: fn(&SongMeasures) -> &Vec<Option<f64>>| -> Vec<Vec<f64>> {
             (0..Stem::ALL.len())
                 .map(|s| {
-                    let mut values: Vec<f64> =
-                        songs.iter().filter_map(|m| per_stem(m)[s]).collect();
+                    let mut values: Vec<f64> = songs.iter().filter_map(|m| figure(m)[s]).collect();
                     values.sort_by(f64::total_cmp);
-                    median(&values)
+                    values
                 })
                 .collect()
         };
+        let (densities, stem_grooves) = (per_stem(|m| &m.stems), per_stem(|m| &m.grooves));
         let kits: Vec<&Vec<f64>> = songs
             .iter()
             .filter_map(|m| m.drum_classes.as_ref())
             .collect();
-        let drum_classes = (!kits.is_empty()).then(|| {
-            (0..DrumClass::ALL.len())
-                .map(|c| kits.iter().map(|k| k[c]).sum::<f64>() / kits.len() as f64)
+        let kit_mean = |c: usize| kits.iter().map(|k| k[c]).sum::<f64>() / kits.len() as f64;
+        let drum_classes: Option<Vec<f64>> =
+            (!kits.is_empty()).then(|| (0..DrumClass::ALL.len()).map(kit_mean).collect());
+        // The standard error of a mean over n kits, relative to the mean (log units).
+        let drum_class_errors = drum_classes.as_ref().map(|means| {
+            let n = kits.len() as f64;
+            means
+                .iter()
+                .enumerate()
+                .map(|(c, &mean)| {
+                    let variance = kits.iter().map(|k| (k[c] - mean).powi(2)).sum::<f64>()
+                        / (n - 1.0).max(1.0);
+                    (variance / n).sqrt() / mean.max(DENSITY_FLOOR)
+                })
                 .collect()
         });
         let mut grooves: Vec<f64> = songs.iter().filter_map(|m| m.groove).collect();
         grooves.sort_by(f64::total_cmp);
+        let log_density = |x: f64| x.max(DENSITY_FLOOR).ln();
         StyleFigures {
-            notes_per_bar: medians(|m| &m.stems),
-            grooves: medians(|m| &m.grooves),
+            notes_per_bar: densities.iter().map(|v| median(v)).collect(),
+            grooves: stem_grooves.iter().map(|v| median(v)).collect(),
             groove: median(&grooves),
             drum_classes,
+            notes_per_bar_errors: densities
+                .iter()
+                .map(|v| median_error(v, log_density))
+                .collect(),
+            groove_errors: stem_grooves
+                .iter()
+                .map(|v| median_error(v, |g| g))
+                .collect(),
+            drum_class_errors,
         }
     }
 }
@@ -270,6 +307,21 @@ fn median(sorted: &[f64]) -> Option<f64> {
         _ if n % 2 == 1 => Some(sorted[n / 2]),
         _ => Some(0.5 * (sorted[n / 2 - 1] + sorted[n / 2])),
     }
+}
+
+/// The standard error of the median of sorted values, measured as `unit` measures them:
+/// half the spread between the order statistics a standard error either side of the middle
+/// rank (n/2 ± √n/2), which needs no assumption about the values' distribution (`None` for
+/// fewer than two values).
+fn median_error(sorted: &[f64], unit: impl Fn(f64) -> f64) -> Option<f64> {
+    let n = sorted.len();
+    if n < 2 {
+        return None;
+    }
+    let (middle, half) = (n as f64 / 2.0, (n as f64).sqrt() / 2.0);
+    let low = (middle - half).floor().max(0.0) as usize;
+    let high = ((middle + half).ceil() as usize).min(n - 1);
+    Some(0.5 * (unit(sorted[high]) - unit(sorted[low])))
 }
 
 /// The training pieces' densities and the requests to write, per style.
@@ -334,19 +386,36 @@ pub struct StyleSongFit {
     pub drum_shifts: Vec<f32>,
 }
 
-/// Fits, in `rounds` rounds of writing every style's requests in `data` with `settings`,
-/// each style's pitched stems' onset shifts and drum classes' shifts so its songs match the
-/// training pieces' densities, and (with `fit_lifts`) every stem's rhythm lift so they
-/// repeat their rhythm from bar to bar as much (see the module doc); stores the best tried
-/// in `models.dit_config`. `progress` hears the songs written so far.
+/// How the song rounds run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SongRounds {
+    /// Rounds of writing every style's requests.
+    pub rounds: usize,
+    /// Also fit every stem's rhythm lift (see the module doc).
+    pub fit_lifts: bool,
+    /// How many standard errors of its songs' figure a value's gap must pass for the value
+    /// to step ([`ValueSearch::tolerances`]); 0 steps on any gap (as the shipped file was
+    /// fitted).
+    pub hold_within_errors: f64,
+}
+
+/// Fits, in `rounds.rounds` rounds of writing every style's requests in `data` with
+/// `settings`, each style's pitched stems' onset shifts and drum classes' shifts so its
+/// songs match the training pieces' densities, and (with `fit_lifts`) every stem's rhythm
+/// lift so they repeat their rhythm from bar to bar as much (see the module doc); stores the
+/// best tried in `models.dit_config`. `progress` hears the songs written so far.
 pub fn fit_song_density<B: Backend>(
     models: &mut Models<B>,
     data: &SongDensityData,
     settings: &WriterSettings,
-    rounds: usize,
-    fit_lifts: bool,
+    rounds: SongRounds,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<StyleSongFit>, Error> {
+    let SongRounds {
+        rounds,
+        fit_lifts,
+        hold_within_errors,
+    } = rounds;
     let stems = Stem::ALL.len();
     let classes = DrumClass::ALL.len();
     let drums = Stem::ALL.iter().position(|&s| s == Stem::Drums);
@@ -455,6 +524,7 @@ pub fn fit_song_density<B: Backend>(
             let (at, at_classes) = (fit.style.number() * stems, fit.style.number() * classes);
             // Every stem's density and groove counts alike; the drum classes together count
             // as one stem, each by its share of the kit.
+            let tolerance = |error: Option<f64>| hold_within_errors * error.unwrap_or(0.0);
             let mut gap = 0.0;
             for s in 0..stems {
                 if let (Some(search), Some(figure)) = (&mut fit.stems[s], measured.notes_per_bar[s])
@@ -463,12 +533,16 @@ pub fn fit_song_density<B: Backend>(
                     search
                         .tried
                         .push((config.onset_shift_by_style[at + s], figure));
+                    search
+                        .tolerances
+                        .push(tolerance(measured.notes_per_bar_errors[s]));
                 }
                 if let (Some(search), Some(figure)) = (&mut fit.lifts[s], measured.grooves[s]) {
                     gap += search.weighted_gap(figure);
                     search
                         .tried
                         .push((config.rhythm_lift_by_style[at + s], figure));
+                    search.tolerances.push(tolerance(measured.groove_errors[s]));
                 }
             }
             let kit: f64 = fit.drum_classes.iter().map(|c| c.target).sum();
@@ -480,6 +554,9 @@ pub fn fit_song_density<B: Backend>(
                     search
                         .tried
                         .push((config.drum_shift_by_style[at_classes + c], figure));
+                    search
+                        .tolerances
+                        .push(tolerance(measured.drum_class_errors.as_ref().map(|e| e[c])));
                 }
             }
             fit.round_gaps.push(gap);
@@ -535,6 +612,14 @@ pub fn fit_song_density<B: Backend>(
 mod tests {
     use super::*;
     use crate::dataset;
+
+    fn rounds(rounds: usize, fit_lifts: bool, hold_within_errors: f64) -> SongRounds {
+        SongRounds {
+            rounds,
+            fit_lifts,
+            hold_within_errors,
+        }
+    }
 
     /// A figure whose log density grows by `slope` per logit from `base` at shift 0.
     fn measure(base: f64, slope: f64, shift: f32) -> f64 {
@@ -661,6 +746,101 @@ mod tests {
         assert_eq!(none.groove, None);
         assert_eq!(none.drum_classes, None);
         assert_eq!(median(&[1.0, 2.0, 4.0, 8.0]), Some(3.0));
+        // Equal songs measure without error.
+        assert!(
+            figures
+                .notes_per_bar_errors
+                .iter()
+                .flatten()
+                .all(|&e| e == 0.0)
+        );
+        assert!(
+            figures
+                .drum_class_errors
+                .expect("a kit")
+                .iter()
+                .all(|&e| e < 1e-9)
+        );
+        assert_eq!(none.notes_per_bar_errors, vec![None; Stem::ALL.len()]);
+    }
+
+    #[test]
+    fn a_median_error_follows_the_spread_and_the_count() {
+        assert_eq!(median_error(&[3.0], |x| x), None);
+        // 16 values: ranks 8 ± 2, half of (x[10] - x[6]).
+        let even: Vec<f64> = (0..16).map(f64::from).collect();
+        assert_eq!(median_error(&even, |x| x), Some(2.0));
+        assert_eq!(
+            median_error(&even, |x| 3.0 * x),
+            Some(6.0),
+            "in the unit given"
+        );
+        // Four times the songs halve it, as a standard error.
+        let more: Vec<f64> = (0..64).map(|i| f64::from(i) / 4.0).collect();
+        assert_eq!(median_error(&more, |x| x), Some(1.0));
+        // Near a normal's: 1.2533 sigma / sqrt(n), here for 400 evenly spaced quantiles.
+        let normal: Vec<f64> = (0..400)
+            .map(|i| probit((f64::from(i) + 0.5) / 400.0))
+            .collect();
+        let error = median_error(&normal, |x| x).unwrap();
+        assert!((error / (1.2533 / 20.0) - 1.0).abs() < 0.05, "{error}");
+    }
+
+    /// The standard normal's quantile, by bisection of its distribution (erf-free).
+    fn probit(p: f64) -> f64 {
+        let cdf = |x: f64| {
+            // Simpson's rule over the density from 0 to x.
+            let n = 200;
+            let h = x / f64::from(n);
+            let f = |t: f64| (-t * t / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            let sum: f64 = (0..=n)
+                .map(|i| {
+                    let w = if i == 0 || i == n {
+                        1.0
+                    } else if i % 2 == 1 {
+                        4.0
+                    } else {
+                        2.0
+                    };
+                    w * f(f64::from(i) * h)
+                })
+                .sum();
+            0.5 + sum * h / 3.0
+        };
+        let (mut low, mut high) = (-6.0, 6.0);
+        for _ in 0..60 {
+            let middle = 0.5 * (low + high);
+            if cdf(middle) < p {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+        0.5 * (low + high)
+    }
+
+    #[test]
+    fn a_search_holds_its_value_while_the_songs_lie_within_tolerance() {
+        let mut search = ValueSearch::density(8.68);
+        search.tried.push((0.93, 8.92));
+        // 2.7 % over: within a tolerance of 4 % (log), held; with none, stepped.
+        search.tolerances.push(0.04);
+        assert_eq!(search.next(0.0), 0.93);
+        search.tolerances[0] = 0.0;
+        assert!(search.next(0.0) < 0.93);
+        // Past the tolerance it steps as before.
+        let mut far = ValueSearch::density(8.68);
+        far.tried.push((0.93, 10.0));
+        far.tolerances.push(0.04);
+        let mut untolerant = far.clone();
+        untolerant.tolerances[0] = 0.0;
+        assert_eq!(far.next(0.0), untolerant.next(0.0));
+        assert!(far.next(0.0) < 0.93);
+        // Groove in its own units.
+        let mut groove = ValueSearch::groove(0.80, 0.0);
+        groove.tried.push((1.0, 0.79));
+        groove.tolerances.push(0.02);
+        assert_eq!(groove.next(0.0), 1.0);
     }
 
     #[test]
@@ -679,8 +859,14 @@ mod tests {
             ..WriterSettings::default()
         };
         let mut written = 0;
-        let fits =
-            fit_song_density(&mut models, &data, &settings, 2, true, &mut |n| written = n).unwrap();
+        let fits = fit_song_density(
+            &mut models,
+            &data,
+            &settings,
+            rounds(2, true, 0.0),
+            &mut |n| written = n,
+        )
+        .unwrap();
         assert_eq!(
             written,
             2 * data.requests.values().map(Vec::len).sum::<usize>()
@@ -755,11 +941,25 @@ mod tests {
         );
         // The same data and seeds give the same fit.
         let mut again = crate::writer::tests::tiny_models();
-        let refit = fit_song_density(&mut again, &data, &settings, 2, true, &mut |_| {}).unwrap();
+        let refit = fit_song_density(
+            &mut again,
+            &data,
+            &settings,
+            rounds(2, true, 0.0),
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(refit, fits);
         // Without lifts fitted, the lifts stay as they were (none, in the tiny models).
         let mut plain = crate::writer::tests::tiny_models();
-        let kept = fit_song_density(&mut plain, &data, &settings, 2, false, &mut |_| {}).unwrap();
+        let kept = fit_song_density(
+            &mut plain,
+            &data,
+            &settings,
+            rounds(2, false, 0.0),
+            &mut |_| {},
+        )
+        .unwrap();
         assert!(kept.iter().all(|f| f.lifts.iter().all(Option::is_none)));
         // ...and each value keeps its own closest tried.
         for fit in &kept {
@@ -781,6 +981,56 @@ mod tests {
                 .iter()
                 .all(|&l| l == 0.0)
         );
+        assert!(
+            kept.iter()
+                .flat_map(|f| f.stems.iter().flatten().chain(&f.drum_classes))
+                .all(|search| search.tolerances.iter().all(|&t| t == 0.0)),
+            "no hold asked, none set"
+        );
+    }
+
+    #[test]
+    fn rounds_hold_the_values_whose_songs_lie_within_their_errors() {
+        let pieces: Vec<Piece> = dataset::own_song_pieces(2)
+            .into_iter()
+            .filter(|p| p.style == Style::Rock)
+            .collect();
+        let data = SongDensityData::of(&pieces, 3, 0);
+        let settings = WriterSettings {
+            sampler: crate::model::sampler::SamplerSettings {
+                steps: 1,
+                ..Default::default()
+            },
+            ..WriterSettings::default()
+        };
+        let mut models = crate::writer::tests::tiny_models();
+        let fits = fit_song_density(
+            &mut models,
+            &data,
+            &settings,
+            rounds(2, false, 2.0),
+            &mut |_| {},
+        )
+        .unwrap();
+        let (mut held, mut stepped) = (0, 0);
+        for search in fits
+            .iter()
+            .flat_map(|f| f.stems.iter().flatten().chain(&f.drum_classes))
+        {
+            assert_eq!(search.tolerances.len(), search.tried.len());
+            let (first, measured) = search.tried[0];
+            if search.gap(measured).abs() <= search.tolerances[0] {
+                assert_eq!(search.tried[1].0, first, "{search:?}");
+                held += 1;
+            } else if search.tried[1].0 != first {
+                stepped += 1;
+            }
+        }
+        assert!(
+            held > 0,
+            "three songs of tiny models leave some value within its error"
+        );
+        assert!(stepped > 0, "and some outside");
     }
 
     #[test]

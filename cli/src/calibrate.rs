@@ -69,6 +69,12 @@ pub struct CalibrateArgs {
     /// fitted) steps on any gap; 2 let drum kits' polyphony drift (docs/MODEL_CARD.md).
     #[arg(long, default_value_t = 0.0)]
     hold_within_errors: f64,
+    /// In a style whose pieces play a varying number of notes at once in a pitched stem
+    /// (jazz's chords, lofi's and ambient's texture), fit that stem's shift so its songs'
+    /// polyphony and notes per bar lie nearest the pieces' medians together, each gap
+    /// measured in the pieces' interquartile range, instead of matching notes per bar alone.
+    #[arg(long)]
+    match_polyphony: bool,
     /// Also raise the bar-to-bar rhythm lifts in the song rounds, in a style whose songs
     /// repeat their rhythm from bar to bar less than its training pieces, until each stem's
     /// songs repeat it as much. Off by default: it brought 2 more cells inside the IQR on
@@ -465,6 +471,7 @@ fn fit_songs(
             rounds: args.song_rounds,
             fit_lifts: args.fit_lifts,
             hold_within_errors: args.hold_within_errors,
+            match_polyphony: args.match_polyphony,
         },
         &mut |n| bar.set_position(n as u64),
     )?;
@@ -475,12 +482,21 @@ fn fit_songs(
          songs, shift or lift from -> to; each style keeps its closest round",
         args.songs_per_style, args.song_requests, args.song_rounds
     );
+    // Densities (with the polyphony after a slash where it is aimed at too) or grooves.
     let tried = |search: &ValueSearch| {
         search
             .tried
             .iter()
-            .map(|(_, measured)| match search.figure {
-                Figure::Density => format!("{measured:.2}"),
+            .enumerate()
+            .map(|(round, (_, measured))| match search.figure {
+                Figure::Density => match search
+                    .polyphony
+                    .as_ref()
+                    .and_then(|aim| aim.measured.get(round))
+                {
+                    Some(polyphony) => format!("{measured:.2}/{polyphony:.2}"),
+                    None => format!("{measured:.2}"),
+                },
                 Figure::Groove => format!("{measured:.3}"),
             })
             .collect::<Vec<_>>()
@@ -490,10 +506,13 @@ fn fit_songs(
         let mut cells = Vec::new();
         for ((stem, search), (from, to)) in Stem::ALL.iter().zip(&fit.stems).zip(&fit.stem_shifts) {
             if let Some(search) = search {
+                let target = match &search.polyphony {
+                    Some(aim) => format!("{:.2}/{:.2}", search.target, aim.target),
+                    None => format!("{:.2}", search.target),
+                };
                 cells.push(format!(
-                    "{} {:.2} -> {} ({from:.2} -> {to:.2})",
+                    "{} {target} -> {} ({from:.2} -> {to:.2})",
                     stem.name(),
-                    search.target,
                     tried(search)
                 ));
             }

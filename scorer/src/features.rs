@@ -2,7 +2,7 @@
 //! pitch classes are, how dense and polyphonic each stem is, how steady its grooves are.
 //! The critic reports them beside its scores; evaluation compares them with real music.
 
-use refrain_engine::model::rhythm::groove_sum;
+use refrain_engine::model::rhythm::{groove_sum, polyphony};
 use refrain_engine::music::{Song, Stem};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,8 +45,6 @@ pub fn song_features(song: &Song) -> SongFeatures {
     let mut groove_total = 0.0;
     let mut groove_pairs = 0usize;
     for track in &song.stems {
-        let total_steps = song.steps().max(1) as usize;
-        let mut sounding = vec![0u32; total_steps];
         for note in &track.notes {
             if track.stem.is_pitched() {
                 pitched += 1;
@@ -55,16 +53,8 @@ pub fn song_features(song: &Song) -> SongFeatures {
                 }
                 histogram[note.pitch.rem_euclid(12) as usize] += f64::from(note.duration);
             }
-            for s in note.start..note.end().min(total_steps as u32) {
-                sounding[s as usize] += 1;
-            }
         }
-        let active: Vec<u32> = sounding.into_iter().filter(|&c| c > 0).collect();
-        let polyphony = if active.is_empty() {
-            0.0
-        } else {
-            active.iter().map(|&c| f64::from(c)).sum::<f64>() / active.len() as f64
-        };
+        let polyphony = polyphony(&track.notes, song.steps());
         let (stem_sum, stem_pairs) = groove_sum(&track.notes, bars, steps_per_bar);
         groove_total += stem_sum;
         groove_pairs += stem_pairs;

@@ -113,6 +113,24 @@ pub fn rhythm_similarity(a: &[bool], b: &[bool]) -> Option<f64> {
     (either > 0).then(|| both as f64 / either as f64)
 }
 
+/// The polyphony of one stem's notes in a song of `song_steps` steps: the mean number of
+/// notes sounding at a step where at least one sounds (0 for a silent stem). It is the
+/// polyphony `refrain_scorer::features` reports and song calibration compares.
+pub fn polyphony(notes: &[Note], song_steps: u32) -> f64 {
+    let mut sounding = vec![0u32; song_steps.max(1) as usize];
+    for note in notes {
+        for step in note.start..note.end().min(sounding.len() as u32) {
+            sounding[step as usize] += 1;
+        }
+    }
+    let active: Vec<u32> = sounding.into_iter().filter(|&c| c > 0).collect();
+    if active.is_empty() {
+        0.0
+    } else {
+        active.iter().map(|&c| f64::from(c)).sum::<f64>() / active.len() as f64
+    }
+}
+
 /// The bar-to-bar groove of one stem's notes in a song of `bars` bars of `steps_per_bar`
 /// steps: the sum of [`rhythm_similarity`] over neighbouring bars' onset steps, and the
 /// number of pairs it counts (neither bar sounding: not counted). Its mean is the groove
@@ -234,5 +252,26 @@ mod tests {
         assert!((sum - 0.5).abs() < 1e-12);
         assert_eq!(groove_sum(&[], 4, 4), (0.0, 0));
         assert_eq!(groove_sum(&[note(0), note(4)], 2, 4), (1.0, 1));
+    }
+
+    #[test]
+    fn polyphony_counts_notes_sounding_where_any_sounds() {
+        let note = |start, duration, pitch| Note {
+            start,
+            duration,
+            pitch,
+            velocity: 90,
+        };
+        assert_eq!(polyphony(&[], 16), 0.0);
+        // A triad over steps 0-3, one note over 8-11, silence between: 16 / 8 sounding steps.
+        let notes = [
+            note(0, 4, 60),
+            note(0, 4, 64),
+            note(0, 4, 67),
+            note(8, 4, 72),
+        ];
+        assert_eq!(polyphony(&notes, 16), 2.0);
+        // A note past the song's end counts only inside it.
+        assert_eq!(polyphony(&[note(14, 8, 60), note(14, 1, 64)], 16), 1.5);
     }
 }

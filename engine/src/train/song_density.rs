@@ -11,6 +11,8 @@
 //! bar match, and, in a style whose songs repeat their rhythm less than its pieces, each
 //! stem's rhythm lift (`DitConfig::rhythm_lift_by_style`, only ever raised) until its median
 //! groove matches (opt-in: it cost more than it gained at the held-out pieces' lengths).
+//! Optionally (`match_polyphony`), a pitched stem whose style's pieces play a varying number
+//! of notes at once (jazz's chords) fits its shift to their polyphony and density together.
 //! Optionally a value steps only while its songs lie more than some standard errors of their
 //! median (or mean) from its target, a smaller gap being the songs' sampling noise (tried,
 //! not shipped: holding within two let drum kits' polyphony drift, docs/MODEL_CARD.md). Each
@@ -25,6 +27,7 @@ use crate::model::rhythm;
 use crate::music::{DrumClass, Song, Stem, Style};
 use crate::plan::Request;
 use crate::reasoning::Thinking;
+use crate::train::plan_harmony::quartiles;
 use crate::writer::{Models, WriterSettings};
 use burn::prelude::*;
 use serde::Serialize;
@@ -43,6 +46,13 @@ const SLOPE_RANGE: (f64, f64) = (0.05, 4.0);
 const MAX_STEP: f64 = 2.0;
 /// Bounds of a fitted shift, in logits.
 const MAX_SONG_SHIFT: f32 = 8.0;
+/// How much a stem's polyphony (notes sounding at once) rises per logit of onset shift, where
+/// it is not fixed by the style: about 0.07-0.16 on jazz's chords (24 songs at two shifts,
+/// and the 800-song evaluation). Too noisy to measure between two rounds, so assumed.
+const POLYPHONY_SLOPE: f64 = 0.1;
+/// Smallest spread (log notes per bar, and notes sounding at once) a figure is measured in
+/// when density and polyphony are matched together.
+const SPREAD_FLOOR: f64 = 0.05;
 /// How much groove one logit of rhythm lift adds when nothing has been measured yet (on
 /// windows, a line's groove rises about 0.1 per logit up to the real one), and the bounds of
 /// a measured slope.
@@ -89,6 +99,24 @@ pub struct ValueSearch {
     /// to come to the target to keep the value they were written with: some standard errors
     /// of the measured figure ([`SongRounds::hold_within_errors`]; 0: always step).
     pub tolerances: Vec<f64>,
+    /// For a stem whose style plays a varying number of notes at once: its polyphony, which
+    /// the shift moves too and the search then matches with the density (`None`: the density
+    /// alone).
+    pub polyphony: Option<PolyphonyAim>,
+}
+
+/// The polyphony a density search also aims at, and how both are weighed: each gap in units
+/// of the training pieces' interquartile range, so the shift lands where the songs' two
+/// figures lie nearest the middle of the pieces' together.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolyphonyAim {
+    /// The training pieces' median polyphony.
+    pub target: f64,
+    /// The pieces' interquartile range of polyphony, and of log notes per bar.
+    pub spread: f64,
+    pub density_spread: f64,
+    /// The songs' median polyphony in each round tried.
+    pub measured: Vec<f64>,
 }
 
 impl ValueSearch {
@@ -100,6 +128,7 @@ impl ValueSearch {
             bounds: (-MAX_SONG_SHIFT, MAX_SONG_SHIFT),
             tried: Vec::new(),
             tolerances: Vec::new(),
+            polyphony: None,
         }
     }
 
@@ -146,16 +175,39 @@ impl ValueSearch {
             }
             _ => prior,
         };
-        let step = (self.gap(measured) / slope).clamp(-MAX_STEP, MAX_STEP);
+        let step = match self.aimed_gaps(self.tried.len() - 1) {
+            // Least squares over both gaps (in spreads), each moving linearly with the shift.
+            Some((density_gap, polyphony_gap, aim)) => {
+                let density_slope = slope / aim.density_spread;
+                let polyphony_slope = POLYPHONY_SLOPE / aim.spread;
+                (density_slope * density_gap + polyphony_slope * polyphony_gap)
+                    / (density_slope.powi(2) + polyphony_slope.powi(2))
+            }
+            None => self.gap(measured) / slope,
+        }
+        .clamp(-MAX_STEP, MAX_STEP);
         (value + step as f32).clamp(self.bounds.0, self.bounds.1)
+    }
+
+    /// Round `round`'s density and polyphony gaps in spreads of the pieces' (positive: too
+    /// few), with the aim (`None`: no polyphony aimed at, or none measured that round).
+    fn aimed_gaps(&self, round: usize) -> Option<(f64, f64, &PolyphonyAim)> {
+        let aim = self.polyphony.as_ref()?;
+        let polyphony = aim.measured.get(round)?;
+        let density_gap = self.gap(self.tried.get(round)?.1) / aim.density_spread;
+        Some((density_gap, (aim.target - polyphony) / aim.spread, aim))
     }
 
     /// The tried value whose songs came closest to the target (`start` when none was tried).
     pub fn best(&self, start: f32) -> f32 {
-        self.tried
-            .iter()
-            .min_by(|a, b| self.gap(a.1).abs().total_cmp(&self.gap(b.1).abs()))
-            .map_or(start, |&(value, _)| value)
+        // With a polyphony aim, by both gaps together (in spreads).
+        let distance = |round: usize| match self.aimed_gaps(round) {
+            Some((density, polyphony, _)) => density.hypot(polyphony),
+            None => self.gap(self.tried[round].1).abs(),
+        };
+        (0..self.tried.len())
+            .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
+            .map_or(start, |round| self.tried[round].0)
     }
 
     /// How far `measured` lies from the target in units of what counts as close: a tenth in
@@ -181,6 +233,9 @@ pub struct SongMeasures {
     pub groove: Option<f64>,
     /// `None` when the song has no drum stem.
     pub drum_classes: Option<Vec<f64>>,
+    /// Notes sounding at once ([`rhythm::polyphony`]); `None` for a stem the song does not
+    /// have.
+    pub polyphony: Vec<Option<f64>>,
 }
 
 impl SongMeasures {
@@ -190,6 +245,10 @@ impl SongMeasures {
         let stems = Stem::ALL
             .iter()
             .map(|&stem| track(stem).map(|t| t.notes.len() as f64 / bars))
+            .collect();
+        let polyphony = Stem::ALL
+            .iter()
+            .map(|&stem| track(stem).map(|t| rhythm::polyphony(&t.notes, song.steps())))
             .collect();
         let sums: Vec<Option<(f64, usize)>> = Stem::ALL
             .iter()
@@ -226,6 +285,7 @@ impl SongMeasures {
             grooves,
             groove,
             drum_classes,
+            polyphony,
         }
     }
 }
@@ -244,6 +304,8 @@ pub struct StyleFigures {
     pub notes_per_bar_errors: Vec<Option<f64>>,
     pub groove_errors: Vec<Option<f64>>,
     pub drum_class_errors: Option<Vec<f64>>,
+    /// The median over songs of each stem's polyphony.
+    pub polyphony: Vec<Option<f64>>,
 }
 
 impl StyleFigures {
@@ -258,6 +320,7 @@ impl StyleFigures {
                 .collect()
         };
         let (densities, stem_grooves) = (per_stem(|m| &m.stems), per_stem(|m| &m.grooves));
+        let polyphony = per_stem(|m| &m.polyphony);
         let kits: Vec<&Vec<f64>> = songs
             .iter()
             .filter_map(|m| m.drum_classes.as_ref())
@@ -295,8 +358,38 @@ impl StyleFigures {
                 .map(|v| median_error(v, |g| g))
                 .collect(),
             drum_class_errors,
+            polyphony: polyphony.iter().map(|v| median(v)).collect(),
         }
     }
+}
+
+/// The polyphony aim of each stem (in `Stem::ALL` order) of a style's training pieces: for
+/// a pitched stem whose pieces play a varying number of notes at once (the interquartile
+/// range of their polyphony is not empty), its median and spreads; `None` for the rest.
+pub fn polyphony_aims(pieces: &[SongMeasures]) -> Vec<Option<PolyphonyAim>> {
+    Stem::ALL
+        .iter()
+        .enumerate()
+        .map(|(s, stem)| {
+            let mut polyphony: Vec<f64> = pieces.iter().filter_map(|m| m.polyphony[s]).collect();
+            let mut density: Vec<f64> = pieces
+                .iter()
+                .filter_map(|m| m.stems[s])
+                .map(|d| d.max(DENSITY_FLOOR).ln())
+                .collect();
+            if !stem.is_pitched() || polyphony.is_empty() {
+                return None;
+            }
+            let [low, middle, high] = quartiles(&mut polyphony);
+            let [density_low, _, density_high] = quartiles(&mut density);
+            (high > low).then(|| PolyphonyAim {
+                target: middle,
+                spread: (high - low).max(SPREAD_FLOOR),
+                density_spread: (density_high - density_low).max(SPREAD_FLOOR),
+                measured: Vec::new(),
+            })
+        })
+        .collect()
 }
 
 /// The median of sorted values (`None` for none).
@@ -397,6 +490,9 @@ pub struct SongRounds {
     /// to step ([`ValueSearch::tolerances`]); 0 steps on any gap (as the shipped file was
     /// fitted).
     pub hold_within_errors: f64,
+    /// Where a style's pieces play a varying number of notes at once in a pitched stem, fit
+    /// its shift to their polyphony and density together ([`PolyphonyAim`]).
+    pub match_polyphony: bool,
 }
 
 /// Fits, in `rounds.rounds` rounds of writing every style's requests in `data` with
@@ -415,6 +511,7 @@ pub fn fit_song_density<B: Backend>(
         rounds,
         fit_lifts,
         hold_within_errors,
+        match_polyphony,
     } = rounds;
     let stems = Stem::ALL.len();
     let classes = DrumClass::ALL.len();
@@ -437,6 +534,10 @@ pub fn fit_song_density<B: Backend>(
     let mut fits: Vec<StyleSongFit> = Vec::new();
     for (&style, measures) in &data.densities {
         let targets = StyleFigures::of(measures);
+        let mut aims = polyphony_aims(measures);
+        if !match_polyphony {
+            aims.iter_mut().for_each(|aim| *aim = None);
+        }
         let number = style.number();
         let shifts: Vec<f32> = config.onset_shift_by_style[number * stems..][..stems].to_vec();
         let lifts: Vec<f32> = config.rhythm_lift_by_style[number * stems..][..stems].to_vec();
@@ -445,11 +546,15 @@ pub fn fit_song_density<B: Backend>(
             stems: targets
                 .notes_per_bar
                 .iter()
+                .zip(aims)
                 .enumerate()
-                .map(|(s, target)| {
+                .map(|(s, (target, aim))| {
                     target
                         .filter(|_| Some(s) != drums)
-                        .map(ValueSearch::density)
+                        .map(|target| ValueSearch {
+                            polyphony: aim,
+                            ..ValueSearch::density(target)
+                        })
                 })
                 .collect(),
             stem_shifts: shifts.iter().map(|&s| (s, s)).collect(),
@@ -536,6 +641,11 @@ pub fn fit_song_density<B: Backend>(
                     search
                         .tolerances
                         .push(tolerance(measured.notes_per_bar_errors[s]));
+                    if let (Some(aim), Some(polyphony)) =
+                        (&mut search.polyphony, measured.polyphony[s])
+                    {
+                        aim.measured.push(polyphony);
+                    }
                 }
                 if let (Some(search), Some(figure)) = (&mut fit.lifts[s], measured.grooves[s]) {
                     gap += search.weighted_gap(figure);
@@ -618,6 +728,7 @@ mod tests {
             rounds,
             fit_lifts,
             hold_within_errors,
+            match_polyphony: false,
         }
     }
 
@@ -820,6 +931,79 @@ mod tests {
     }
 
     #[test]
+    fn a_polyphony_aim_lands_the_shift_between_the_density_and_the_polyphony() {
+        // Density 8.9 at shift 0, 0.05 log per logit (target 8.68: shift -0.5); polyphony
+        // 2.9 at shift 0, 0.1 per logit (target 3.4: shift 5).
+        let density = |shift: f32| 8.9 * (0.05 * f64::from(shift)).exp();
+        let polyphony = |shift: f32| 2.9 + 0.1 * f64::from(shift);
+        let aim = PolyphonyAim {
+            target: 3.4,
+            spread: 1.0,
+            density_spread: 0.3,
+            measured: Vec::new(),
+        };
+        let run = |aim: Option<PolyphonyAim>| {
+            let mut search = ValueSearch {
+                polyphony: aim,
+                ..ValueSearch::density(8.68)
+            };
+            let mut shift = search.next(0.0);
+            for _ in 0..6 {
+                search.tried.push((shift, density(shift)));
+                if let Some(aim) = &mut search.polyphony {
+                    aim.measured.push(polyphony(shift));
+                }
+                shift = search.next(0.0);
+            }
+            search.best(0.0)
+        };
+        let alone = run(None);
+        assert!((alone + 0.5).abs() < 0.1, "the density alone: {alone}");
+        // Least squares in spreads: gaps (ln 8.68 - ln 8.9 - 0.05 x) / 0.3 and
+        // (0.5 - 0.1 x) / 1 vanish together at x = (0.167 * -0.0837 + 0.1 * 0.5) / 0.0378.
+        let both = run(Some(aim));
+        let expected = (0.05 / 0.3 * ((8.68f64 / 8.9).ln() / 0.3) + 0.1 * 0.5)
+            / ((0.05f64 / 0.3).powi(2) + 0.01);
+        assert!(
+            alone < both && both < 5.0 && (f64::from(both) - expected).abs() < 0.3,
+            "{both} against {expected}"
+        );
+    }
+
+    #[test]
+    fn polyphony_is_aimed_at_only_where_the_pieces_vary_it() {
+        let piece = |chords: f64, lead: f64| SongMeasures {
+            stems: vec![Some(10.0), Some(2.0), Some(chords * 2.0), Some(5.0), None],
+            polyphony: vec![
+                Some(chords / 2.0),
+                Some(1.0),
+                Some(chords),
+                Some(lead),
+                None,
+            ],
+            ..SongMeasures::default()
+        };
+        let pieces = [
+            piece(3.0, 1.0),
+            piece(3.0, 1.0),
+            piece(4.0, 1.0),
+            piece(4.0, 1.0),
+        ];
+        let aims = polyphony_aims(&pieces);
+        let chords = Stem::ALL.iter().position(|&s| s == Stem::Chords).unwrap();
+        let drums = Stem::ALL.iter().position(|&s| s == Stem::Drums).unwrap();
+        for (s, aim) in aims.iter().enumerate() {
+            assert_eq!(aim.is_some(), s == chords, "{s}: {aim:?}");
+        }
+        let aim = aims[chords].as_ref().unwrap();
+        assert_eq!(aim.target, 3.5);
+        assert_eq!(aim.spread, 1.0);
+        assert!((aim.density_spread - (8.0f64 / 6.0).ln()).abs() < 1e-9);
+        // Drums vary too, but their classes have their own shifts.
+        assert!(aims[drums].is_none());
+    }
+
+    #[test]
     fn a_search_holds_its_value_while_the_songs_lie_within_tolerance() {
         let mut search = ValueSearch::density(8.68);
         search.tried.push((0.93, 8.92));
@@ -990,7 +1174,7 @@ mod tests {
     }
 
     #[test]
-    fn rounds_hold_the_values_whose_songs_lie_within_their_errors() {
+    fn rounds_hold_values_within_their_errors_and_record_aimed_polyphony() {
         let pieces: Vec<Piece> = dataset::own_song_pieces(2)
             .into_iter()
             .filter(|p| p.style == Style::Rock)
@@ -1031,6 +1215,35 @@ mod tests {
             "three songs of tiny models leave some value within its error"
         );
         assert!(stepped > 0, "and some outside");
+        // With polyphony matched, every aimed search records it each round.
+        let mut aiming = crate::writer::tests::tiny_models();
+        let matched = SongRounds {
+            match_polyphony: true,
+            ..rounds(2, false, 0.0)
+        };
+        // Rock's own songs play fixed voices: let its pieces' chords vary between 3 and 4.
+        let mut data = data;
+        let chords = Stem::ALL.iter().position(|&s| s == Stem::Chords).unwrap();
+        for (i, piece) in data
+            .densities
+            .get_mut(&Style::Rock)
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            piece.polyphony[chords] = Some(3.0 + (i % 2) as f64);
+        }
+        let fits = fit_song_density(&mut aiming, &data, &settings, matched, &mut |_| {}).unwrap();
+        let aims = polyphony_aims(&data.densities[&Style::Rock]);
+        assert!(aims[chords].is_some());
+        for (search, aim) in fits[0].stems.iter().zip(&aims) {
+            if let Some(search) = search {
+                assert_eq!(search.polyphony.is_some(), aim.is_some());
+                if let Some(aimed) = &search.polyphony {
+                    assert_eq!(aimed.measured.len(), search.tried.len());
+                }
+            }
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use refrain_engine::train::calibrate::{
 use refrain_engine::train::latents::LatentSet;
 use refrain_engine::train::plan_harmony::{HarmonyFigures, PlanHarmonyFit, fit_plan_harmony};
 use refrain_engine::train::song_density::{
-    Figure, SongDensityData, SongRounds, StyleSongFit, ValueSearch, fit_song_density,
+    Centre, Figure, SongDensityData, SongRounds, StyleSongFit, ValueSearch, fit_song_density,
 };
 use refrain_engine::writer::{CpuBackend, DIT_FILE, Models, WriterSettings};
 use std::path::PathBuf;
@@ -71,11 +71,13 @@ pub struct CalibrateArgs {
     hold_within_errors: f64,
     /// In a style whose pieces play a varying number of notes at once in a pitched stem
     /// (jazz's chords, lofi's and ambient's texture), fit that stem's shift so its songs'
-    /// polyphony and notes per bar lie nearest the pieces' medians together, each gap
+    /// polyphony and notes per bar lie nearest the pieces' together, each gap
     /// measured in the pieces' interquartile range, instead of matching notes per bar alone
-    /// (tried: the count stayed 90 / 96 against the training pieces, docs/MODEL_CARD.md).
-    #[arg(long)]
-    match_polyphony: bool,
+    /// (tried at the median: the count stayed 90 / 96 against the training pieces,
+    /// docs/MODEL_CARD.md). The value is which centre of the pieces' polyphony to aim at:
+    /// median (the default when the flag is given alone) or mean.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "median")]
+    match_polyphony: Option<PolyphonyCentre>,
     /// Also raise the bar-to-bar rhythm lifts in the song rounds, in a style whose songs
     /// repeat their rhythm from bar to bar less than its training pieces, until each stem's
     /// songs repeat it as much. Off by default: it brought 2 more cells inside the IQR on
@@ -103,6 +105,13 @@ pub struct CalibrateArgs {
     /// Also write the report here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// `train calibrate --match-polyphony`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolyphonyCentre {
+    Median,
+    Mean,
 }
 
 /// `train calibrate --song-requests`.
@@ -472,7 +481,10 @@ fn fit_songs(
             rounds: args.song_rounds,
             fit_lifts: args.fit_lifts,
             hold_within_errors: args.hold_within_errors,
-            match_polyphony: args.match_polyphony,
+            match_polyphony: args.match_polyphony.map(|centre| match centre {
+                PolyphonyCentre::Median => Centre::Median,
+                PolyphonyCentre::Mean => Centre::Mean,
+            }),
         },
         &mut |n| bar.set_position(n as u64),
     )?;

@@ -365,8 +365,8 @@ impl StyleFigures {
 
 /// The polyphony aim of each stem (in `Stem::ALL` order) of a style's training pieces: for
 /// a pitched stem whose pieces play a varying number of notes at once (the interquartile
-/// range of their polyphony is not empty), its median and spreads; `None` for the rest.
-pub fn polyphony_aims(pieces: &[SongMeasures]) -> Vec<Option<PolyphonyAim>> {
+/// range of their polyphony is not empty), its `centre` and spreads; `None` for the rest.
+pub fn polyphony_aims(pieces: &[SongMeasures], centre: Centre) -> Vec<Option<PolyphonyAim>> {
     Stem::ALL
         .iter()
         .enumerate()
@@ -380,10 +380,14 @@ pub fn polyphony_aims(pieces: &[SongMeasures]) -> Vec<Option<PolyphonyAim>> {
             if !stem.is_pitched() || polyphony.is_empty() {
                 return None;
             }
+            let mean = polyphony.iter().sum::<f64>() / polyphony.len() as f64;
             let [low, middle, high] = quartiles(&mut polyphony);
             let [density_low, _, density_high] = quartiles(&mut density);
             (high > low).then(|| PolyphonyAim {
-                target: middle,
+                target: match centre {
+                    Centre::Median => middle,
+                    Centre::Mean => mean,
+                },
                 spread: (high - low).max(SPREAD_FLOOR),
                 density_spread: (density_high - density_low).max(SPREAD_FLOOR),
                 measured: Vec::new(),
@@ -491,8 +495,19 @@ pub struct SongRounds {
     /// fitted).
     pub hold_within_errors: f64,
     /// Where a style's pieces play a varying number of notes at once in a pitched stem, fit
-    /// its shift to their polyphony and density together ([`PolyphonyAim`]).
-    pub match_polyphony: bool,
+    /// its shift to their polyphony (this centre of it) and density together
+    /// ([`PolyphonyAim`]); `None`: the density alone.
+    pub match_polyphony: Option<Centre>,
+}
+
+/// Which central value of the training pieces' polyphony a song round aims at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Centre {
+    Median,
+    /// The mean: where the pieces split between two voicings (jazz's chords: half play
+    /// triads, half sevenths), their median sits on one of them and the mean between.
+    Mean,
 }
 
 /// Fits, in `rounds.rounds` rounds of writing every style's requests in `data` with
@@ -534,10 +549,10 @@ pub fn fit_song_density<B: Backend>(
     let mut fits: Vec<StyleSongFit> = Vec::new();
     for (&style, measures) in &data.densities {
         let targets = StyleFigures::of(measures);
-        let mut aims = polyphony_aims(measures);
-        if !match_polyphony {
-            aims.iter_mut().for_each(|aim| *aim = None);
-        }
+        let aims = match match_polyphony {
+            Some(centre) => polyphony_aims(measures, centre),
+            None => vec![None; stems],
+        };
         let number = style.number();
         let shifts: Vec<f32> = config.onset_shift_by_style[number * stems..][..stems].to_vec();
         let lifts: Vec<f32> = config.rhythm_lift_by_style[number * stems..][..stems].to_vec();
@@ -728,7 +743,7 @@ mod tests {
             rounds,
             fit_lifts,
             hold_within_errors,
-            match_polyphony: false,
+            match_polyphony: None,
         }
     }
 
@@ -989,7 +1004,7 @@ mod tests {
             piece(4.0, 1.0),
             piece(4.0, 1.0),
         ];
-        let aims = polyphony_aims(&pieces);
+        let aims = polyphony_aims(&pieces, Centre::Median);
         let chords = Stem::ALL.iter().position(|&s| s == Stem::Chords).unwrap();
         let drums = Stem::ALL.iter().position(|&s| s == Stem::Drums).unwrap();
         for (s, aim) in aims.iter().enumerate() {
@@ -997,6 +1012,17 @@ mod tests {
         }
         let aim = aims[chords].as_ref().unwrap();
         assert_eq!(aim.target, 3.5);
+        // Three pieces of triads and one of sevenths: the median on the triads, the mean not.
+        let skewed = [
+            piece(3.0, 1.0),
+            piece(3.0, 1.0),
+            piece(3.0, 1.0),
+            piece(4.0, 1.0),
+        ];
+        let median = polyphony_aims(&skewed, Centre::Median);
+        let mean = polyphony_aims(&skewed, Centre::Mean);
+        assert_eq!(median[chords].as_ref().unwrap().target, 3.0);
+        assert_eq!(mean[chords].as_ref().unwrap().target, 3.25);
         assert_eq!(aim.spread, 1.0);
         assert!((aim.density_spread - (8.0f64 / 6.0).ln()).abs() < 1e-9);
         // Drums vary too, but their classes have their own shifts.
@@ -1218,7 +1244,7 @@ mod tests {
         // With polyphony matched, every aimed search records it each round.
         let mut aiming = crate::writer::tests::tiny_models();
         let matched = SongRounds {
-            match_polyphony: true,
+            match_polyphony: Some(Centre::Median),
             ..rounds(2, false, 0.0)
         };
         // Rock's own songs play fixed voices: let its pieces' chords vary between 3 and 4.
@@ -1234,7 +1260,7 @@ mod tests {
             piece.polyphony[chords] = Some(3.0 + (i % 2) as f64);
         }
         let fits = fit_song_density(&mut aiming, &data, &settings, matched, &mut |_| {}).unwrap();
-        let aims = polyphony_aims(&data.densities[&Style::Rock]);
+        let aims = polyphony_aims(&data.densities[&Style::Rock], Centre::Median);
         assert!(aims[chords].is_some());
         for (search, aim) in fits[0].stems.iter().zip(&aims) {
             if let Some(search) = search {

@@ -219,6 +219,8 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     let result = calibrate(&[
         "--songs-only",
         "--fit-lifts",
+        "--match-polyphony",
+        "off",
         "--song-rounds",
         "2",
         "--songs-per-style",

@@ -11,8 +11,9 @@
 //! bar match, and, in a style whose songs repeat their rhythm less than its pieces, each
 //! stem's rhythm lift (`DitConfig::rhythm_lift_by_style`, only ever raised) until its median
 //! groove matches (opt-in: it cost more than it gained at the held-out pieces' lengths).
-//! Optionally (`match_polyphony`), a pitched stem whose style's pieces play a varying number
-//! of notes at once (jazz's chords) fits its shift to their polyphony and density together.
+//! With `match_polyphony` (as the shipped file was fitted, at the pieces' mean), a pitched
+//! stem whose style's pieces play a varying number of notes at once (jazz's chords) fits its
+//! shift to their polyphony and density together.
 //! Optionally a value steps only while its songs lie more than some standard errors of their
 //! median (or mean) from its target, a smaller gap being the songs' sampling noise (tried,
 //! not shipped: holding within two let drum kits' polyphony drift, docs/MODEL_CARD.md). Each

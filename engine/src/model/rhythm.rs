@@ -123,11 +123,14 @@ pub fn polyphony(notes: &[Note], song_steps: u32) -> f64 {
             sounding[step as usize] += 1;
         }
     }
-    let active: Vec<u32> = sounding.into_iter().filter(|&c| c > 0).collect();
-    if active.is_empty() {
+    let (notes_sounding, steps_sounding) = sounding
+        .iter()
+        .filter(|&&c| c > 0)
+        .fold((0u64, 0u64), |(n, s), &c| (n + u64::from(c), s + 1));
+    if steps_sounding == 0 {
         0.0
     } else {
-        active.iter().map(|&c| f64::from(c)).sum::<f64>() / active.len() as f64
+        notes_sounding as f64 / steps_sounding as f64
     }
 }
 

@@ -111,7 +111,7 @@ pub struct ValueSearch {
 /// figures lie nearest the middle of the pieces' together.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PolyphonyAim {
-    /// The training pieces' median polyphony.
+    /// The training pieces' polyphony at the [`Centre`] aimed at (median or mean).
     pub target: f64,
     /// The pieces' interquartile range of polyphony, and of log notes per bar.
     pub spread: f64,
@@ -372,15 +372,18 @@ pub fn polyphony_aims(pieces: &[SongMeasures], centre: Centre) -> Vec<Option<Pol
         .iter()
         .enumerate()
         .map(|(s, stem)| {
+            if !stem.is_pitched() {
+                return None;
+            }
             let mut polyphony: Vec<f64> = pieces.iter().filter_map(|m| m.polyphony[s]).collect();
+            if polyphony.is_empty() {
+                return None;
+            }
             let mut density: Vec<f64> = pieces
                 .iter()
                 .filter_map(|m| m.stems[s])
                 .map(|d| d.max(DENSITY_FLOOR).ln())
                 .collect();
-            if !stem.is_pitched() || polyphony.is_empty() {
-                return None;
-            }
             let mean = polyphony.iter().sum::<f64>() / polyphony.len() as f64;
             let [low, middle, high] = quartiles(&mut polyphony);
             let [density_low, _, density_high] = quartiles(&mut density);

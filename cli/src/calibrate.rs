@@ -22,7 +22,8 @@ use refrain_engine::train::calibrate::{
 use refrain_engine::train::latents::LatentSet;
 use refrain_engine::train::plan_harmony::{HarmonyFigures, PlanHarmonyFit, fit_plan_harmony};
 use refrain_engine::train::song_density::{
-    Centre, Figure, SongDensityData, SongRounds, StyleSongFit, ValueSearch, fit_song_density,
+    Centre, Figure, LiftStems, SongDensityData, SongRounds, StyleSongFit, ValueSearch,
+    fit_song_density,
 };
 use refrain_engine::writer::{CpuBackend, DIT_FILE, Models, WriterSettings};
 use std::path::PathBuf;
@@ -80,10 +81,12 @@ pub struct CalibrateArgs {
     match_polyphony: PolyphonyCentre,
     /// Also raise the bar-to-bar rhythm lifts in the song rounds, in a style whose songs
     /// repeat their rhythm from bar to bar less than its training pieces, until each stem's
-    /// songs repeat it as much. Off by default: it brought 2 more cells inside the IQR on
-    /// 20-60 s songs but cost 7 at the held-out pieces' lengths (docs/MODEL_CARD.md).
-    #[arg(long)]
-    fit_lifts: bool,
+    /// songs repeat it as much: every stem's (`--fit-lifts`, or `all`) or the pitched
+    /// stems' only (`pitched`: a lifted drum kit stacks its hits). Off by default: every
+    /// stem's brought 2 more cells inside the IQR on 20-60 s songs but cost 7 at the
+    /// held-out pieces' lengths (docs/MODEL_CARD.md).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "all")]
+    fit_lifts: Option<LiftStemsArg>,
     /// What the songs are asked for: requests like users' (`refrain evaluate dit`'s: the
     /// style's tempo range, 20 to 60 seconds, any key and meter, with other seeds) or
     /// training pieces' own (their tempo, key, meter, mood and length).
@@ -113,6 +116,13 @@ pub enum PolyphonyCentre {
     Off,
     Median,
     Mean,
+}
+
+/// `train calibrate --fit-lifts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LiftStemsArg {
+    All,
+    Pitched,
 }
 
 /// `train calibrate --song-requests`.
@@ -480,7 +490,10 @@ fn fit_songs(
         &WriterSettings::default(),
         SongRounds {
             rounds: args.song_rounds,
-            fit_lifts: args.fit_lifts,
+            fit_lifts: args.fit_lifts.map(|stems| match stems {
+                LiftStemsArg::All => LiftStems::All,
+                LiftStemsArg::Pitched => LiftStems::Pitched,
+            }),
             hold_within_errors: args.hold_within_errors,
             match_polyphony: match args.match_polyphony {
                 PolyphonyCentre::Off => None,

@@ -148,6 +148,7 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     for (bad, message) in [
         ("--windows=0", "--windows and"),
         ("--hold-within-errors=-1", "a number of standard errors"),
+        ("--fit-lifts=drums", "all, pitched"),
     ] {
         let refused = calibrate(&[bad]);
         assert!(!refused.status.success());

@@ -492,8 +492,8 @@ pub struct StyleSongFit {
 pub struct SongRounds {
     /// Rounds of writing every style's requests.
     pub rounds: usize,
-    /// Also fit every stem's rhythm lift (see the module doc).
-    pub fit_lifts: bool,
+    /// Also fit the rhythm lifts of these stems (see the module doc); `None`: keep every lift.
+    pub fit_lifts: Option<LiftStems>,
     /// How many standard errors of its songs' figure a value's gap must pass for the value
     /// to step ([`ValueSearch::tolerances`]); 0 steps on any gap (as the shipped file was
     /// fitted).
@@ -502,6 +502,29 @@ pub struct SongRounds {
     /// its shift to their polyphony (this centre of it) and density together
     /// ([`PolyphonyAim`]); `None`: the density alone.
     pub match_polyphony: Option<Centre>,
+}
+
+/// Which stems' rhythm lifts the song rounds fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiftStems {
+    /// Every stem's, the drums' included.
+    All,
+    /// The pitched stems' only: a drum kit whose bars repeat stacks its hits on the same
+    /// steps, so lifting the drums took drums polyphony out of the data's range wherever it
+    /// brought groove in (docs/MODEL_CARD.md), while the bass repeats its rhythm less than
+    /// the pieces' in every style.
+    Pitched,
+}
+
+impl LiftStems {
+    /// Whether `stem`'s lift is fitted.
+    pub fn includes(self, stem: Stem) -> bool {
+        match self {
+            LiftStems::All => true,
+            LiftStems::Pitched => stem.is_pitched(),
+        }
+    }
 }
 
 /// Which central value of the training pieces' polyphony a song round aims at.
@@ -577,13 +600,13 @@ pub fn fit_song_density<B: Backend>(
                 })
                 .collect(),
             stem_shifts: shifts.iter().map(|&s| (s, s)).collect(),
-            lifts: targets
-                .grooves
+            lifts: Stem::ALL
                 .iter()
+                .zip(&targets.grooves)
                 .zip(&lifts)
-                .map(|(target, &lift)| {
+                .map(|((&stem, target), &lift)| {
                     target
-                        .filter(|_| fit_lifts)
+                        .filter(|_| fit_lifts.is_some_and(|stems| stems.includes(stem)))
                         .map(|target| ValueSearch::groove(target, lift))
                 })
                 .collect(),
@@ -705,7 +728,7 @@ pub fn fit_song_density<B: Backend>(
     for fit in &mut fits {
         fit.kept_round = (0..fit.round_gaps.len())
             .min_by(|&a, &b| fit.round_gaps[a].total_cmp(&fit.round_gaps[b]));
-        if !fit_lifts {
+        if fit_lifts.is_none() {
             let (at, at_classes) = (fit.style.number() * stems, fit.style.number() * classes);
             for (s, search) in fit.stems.iter().enumerate() {
                 if let Some(search) = search {
@@ -742,7 +765,7 @@ mod tests {
     use super::*;
     use crate::dataset;
 
-    fn rounds(rounds: usize, fit_lifts: bool, hold_within_errors: f64) -> SongRounds {
+    fn rounds(rounds: usize, fit_lifts: Option<LiftStems>, hold_within_errors: f64) -> SongRounds {
         SongRounds {
             rounds,
             fit_lifts,
@@ -1077,7 +1100,7 @@ mod tests {
             &mut models,
             &data,
             &settings,
-            rounds(2, true, 0.0),
+            rounds(2, Some(LiftStems::All), 0.0),
             &mut |n| written = n,
         )
         .unwrap();
@@ -1159,18 +1182,40 @@ mod tests {
             &mut again,
             &data,
             &settings,
-            rounds(2, true, 0.0),
+            rounds(2, Some(LiftStems::All), 0.0),
             &mut |_| {},
         )
         .unwrap();
         assert_eq!(refit, fits);
+        // With the pitched stems' lifts only, the drums keep theirs.
+        let drums = Stem::ALL.iter().position(|&s| s == Stem::Drums).unwrap();
+        assert!(fits.iter().any(|f| f.lifts[drums].is_some()), "{fits:?}");
+        let mut pitched = crate::writer::tests::tiny_models();
+        let pitched_fits = fit_song_density(
+            &mut pitched,
+            &data,
+            &settings,
+            rounds(2, Some(LiftStems::Pitched), 0.0),
+            &mut |_| {},
+        )
+        .unwrap();
+        for (fit, lifted) in pitched_fits.iter().zip(&fits) {
+            assert!(fit.lifts[drums].is_none(), "{fit:?}");
+            assert_eq!(
+                pitched.dit_config.rhythm_lift_of(fit.style, drums),
+                fit.stem_lifts[drums].0
+            );
+            for s in (0..Stem::ALL.len()).filter(|&s| s != drums) {
+                assert_eq!(fit.lifts[s].is_some(), lifted.lifts[s].is_some());
+            }
+        }
         // Without lifts fitted, the lifts stay as they were (none, in the tiny models).
         let mut plain = crate::writer::tests::tiny_models();
         let kept = fit_song_density(
             &mut plain,
             &data,
             &settings,
-            rounds(2, false, 0.0),
+            rounds(2, None, 0.0),
             &mut |_| {},
         )
         .unwrap();
@@ -1222,7 +1267,7 @@ mod tests {
             &mut models,
             &data,
             &settings,
-            rounds(2, false, 2.0),
+            rounds(2, None, 2.0),
             &mut |_| {},
         )
         .unwrap();
@@ -1249,7 +1294,7 @@ mod tests {
         let mut aiming = crate::writer::tests::tiny_models();
         let matched = SongRounds {
             match_polyphony: Some(Centre::Median),
-            ..rounds(2, false, 0.0)
+            ..rounds(2, None, 0.0)
         };
         // Rock's own songs play fixed voices: let its pieces' chords vary between 3 and 4.
         let mut data = data;

@@ -3,6 +3,7 @@
 
 use super::{KEY_TEXT_PREFIX, MAX_IMPORT_BARS, MAX_IMPORT_NOTES, key_from_signature};
 use crate::Error;
+use crate::model::rhythm;
 use crate::music::{
     ChordTrack, DrumClass, Instrument, Key, Meter, Mode, Note, STEPS_PER_QUARTER, Section,
     SectionKind, Song, Stem, StemTrack, Style,
@@ -352,24 +353,10 @@ fn part_shape(notes: &[Note]) -> PartShape {
         };
     }
     let mean_pitch = notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / notes.len() as f64;
-    let total: u64 = notes.iter().map(|n| u64::from(n.duration)).sum();
-    let mut spans: Vec<(u32, u32)> = notes.iter().map(|n| (n.start, n.end())).collect();
-    spans.sort_unstable();
-    let mut covered = 0u64;
-    let (mut from, mut to) = spans[0];
-    for &(s, e) in &spans[1..] {
-        if s > to {
-            covered += u64::from(to - from);
-            (from, to) = (s, e);
-        } else {
-            to = to.max(e);
-        }
-    }
-    covered += u64::from(to - from);
     PartShape {
         notes: notes.len(),
         mean_pitch,
-        polyphony: total as f64 / covered.max(1) as f64,
+        polyphony: rhythm::polyphony_before(notes, u32::MAX).unwrap_or(0.0),
     }
 }
 

@@ -117,21 +117,36 @@ pub fn rhythm_similarity(a: &[bool], b: &[bool]) -> Option<f64> {
 /// notes sounding at a step where at least one sounds (0 for a silent stem). It is the
 /// polyphony `refrain_scorer::features` reports and song calibration compares.
 pub fn polyphony(notes: &[Note], song_steps: u32) -> f64 {
-    let mut sounding = vec![0u32; song_steps.max(1) as usize];
-    for note in notes {
-        for step in note.start..note.end().min(sounding.len() as u32) {
-            sounding[step as usize] += 1;
-        }
-    }
-    let (notes_sounding, steps_sounding) = sounding
+    polyphony_before(notes, song_steps.max(1)).unwrap_or(0.0)
+}
+
+/// The mean number of notes sounding at a step before `limit` where at least one sounds
+/// (`None`: none sounds), from the notes' spans: the sum of their lengths over the length
+/// of their union. It costs the notes, not the steps, so a part of any length (an imported
+/// file's notes may end near `u32::MAX`) is measured alike.
+pub fn polyphony_before(notes: &[Note], limit: u32) -> Option<f64> {
+    let mut spans: Vec<(u32, u32)> = notes
         .iter()
-        .filter(|&&c| c > 0)
-        .fold((0u64, 0u64), |(n, s), &c| (n + u64::from(c), s + 1));
-    if steps_sounding == 0 {
-        0.0
-    } else {
-        notes_sounding as f64 / steps_sounding as f64
+        .map(|n| (n.start, n.start.saturating_add(n.duration).min(limit)))
+        .filter(|(start, end)| start < end)
+        .collect();
+    spans.sort_unstable();
+    let sounding: u64 = spans.iter().map(|(s, e)| u64::from(e - s)).sum();
+    let (mut covered, mut open) = (0u64, None);
+    for (start, end) in spans {
+        open = match open {
+            Some((from, to)) if start <= to => Some((from, end.max(to))),
+            _ => {
+                if let Some((from, to)) = open {
+                    covered += u64::from(to - from);
+                }
+                Some((start, end))
+            }
+        };
     }
+    let (from, to) = open?;
+    covered += u64::from(to - from);
+    Some(sounding as f64 / covered as f64)
 }
 
 /// The bar-to-bar groove of one stem's notes in a song of `bars` bars of `steps_per_bar`
@@ -276,5 +291,49 @@ mod tests {
         assert_eq!(polyphony(&notes, 16), 2.0);
         // A note past the song's end counts only inside it.
         assert_eq!(polyphony(&[note(14, 8, 60), note(14, 1, 64)], 16), 1.5);
+        // Notes starting past the end, or lasting no step, are not counted.
+        assert_eq!(polyphony(&[note(20, 4, 60), note(3, 0, 60)], 16), 0.0);
+        assert_eq!(polyphony_before(&[note(3, 0, 60)], 16), None);
+        // A note ending near u32::MAX costs no more than any other.
+        let far = note(u32::MAX - 10, u32::MAX, 60);
+        assert_eq!(
+            polyphony_before(&[far, note(0, 4, 60)], u32::MAX),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn polyphony_from_spans_equals_counting_every_step() {
+        let mut state = 0x2545_f491_u64;
+        let mut draw = |n: u32| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % u64::from(n)) as u32
+        };
+        for _ in 0..200 {
+            let song_steps = 1 + draw(64);
+            let notes: Vec<Note> = (0..draw(12))
+                .map(|_| Note {
+                    start: draw(72),
+                    duration: draw(20),
+                    pitch: 60,
+                    velocity: 90,
+                })
+                .collect();
+            let mut sounding = vec![0u64; song_steps as usize];
+            for note in &notes {
+                for step in note.start..note.end().min(song_steps) {
+                    sounding[step as usize] += 1;
+                }
+            }
+            let steps = sounding.iter().filter(|&&c| c > 0).count();
+            let expected = if steps == 0 {
+                0.0
+            } else {
+                sounding.iter().sum::<u64>() as f64 / steps as f64
+            };
+            assert_eq!(polyphony(&notes, song_steps), expected, "{notes:?}");
+        }
     }
 }

@@ -246,12 +246,7 @@ impl<B: Backend> BarAutoencoder<B> {
         config: &BarAutoencoderConfig,
         path: &Path,
     ) -> Result<(), Error> {
-        let mut store = SafetensorsStore::from_file(path)
-            .overwrite(true)
-            .metadata("refrain.model", "bar-autoencoder")
-            .metadata("refrain.config", config.to_string());
-        self.save_into(&mut store)
-            .map_err(|e| Error::Model(format!("writing {}: {e}", path.display())))
+        super::save_safetensors(self, "bar-autoencoder", config.to_string(), path)
     }
 
     /// Loads a file written by [`Self::save_safetensors`], config from its metadata.

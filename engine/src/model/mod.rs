@@ -18,8 +18,65 @@ pub use dit::{Dit, DitConfig};
 pub use offload::OffloadedDit;
 
 use crate::Error;
-use std::io::Read;
+use burn::prelude::Backend;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+
+/// Writes `module`'s weights as one safetensors file with `refrain.model` (`model`) and
+/// `refrain.config` (`config`) in its metadata, then puts the metadata's keys in order, so
+/// the same weights and config give the same bytes: the writer stores them from a hash map,
+/// in an order that changes from run to run.
+pub fn save_safetensors<B: Backend, M: ModuleSnapshot<B>>(
+    module: &M,
+    model: &str,
+    config: String,
+    path: &Path,
+) -> Result<(), Error> {
+    let mut store = SafetensorsStore::from_file(path)
+        .overwrite(true)
+        .metadata("refrain.model", model)
+        .metadata("refrain.config", config);
+    module
+        .save_into(&mut store)
+        .map_err(|e| Error::Model(format!("writing {}: {e}", path.display())))?;
+    sort_metadata(path)
+}
+
+/// Rewrites, in place, the `__metadata__` object that a safetensors header opens with, its
+/// keys in order. The same keys and values take the same bytes in any order, so nothing
+/// after it moves.
+fn sort_metadata(path: &Path) -> Result<(), Error> {
+    const OPENING: &[u8] = b"{\"__metadata__\":";
+    let failed = |e: std::io::Error| Error::io(format!("ordering {}", path.display()), e);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(failed)?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length).map_err(failed)?;
+    let mut header = vec![0u8; u64::from_le_bytes(length).min(100 << 20) as usize];
+    file.read_exact(&mut header).map_err(failed)?;
+    let unexpected = || Error::Model(format!("{}: unexpected safetensors header", path.display()));
+    let Some(rest) = header.strip_prefix(OPENING) else {
+        return Err(unexpected());
+    };
+    let mut objects =
+        serde_json::Deserializer::from_slice(rest).into_iter::<BTreeMap<String, String>>();
+    let metadata = objects
+        .next()
+        .ok_or_else(unexpected)?
+        .map_err(|_| unexpected())?;
+    let sorted = serde_json::to_vec(&metadata).map_err(|_| unexpected())?;
+    if sorted.len() != objects.byte_offset() {
+        return Err(unexpected());
+    }
+    file.seek(SeekFrom::Start((8 + OPENING.len()) as u64))
+        .and_then(|_| file.write_all(&sorted))
+        .map_err(failed)
+}
 
 /// The `refrain.config` metadata of a safetensors file written by one of our models, after
 /// checking its `refrain.model` is `model`. Reads only the header.

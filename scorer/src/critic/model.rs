@@ -229,12 +229,12 @@ impl<B: Backend> CriticModel<B> {
 
     /// Writes the weights as one safetensors file with the config in its metadata.
     pub fn save_safetensors(&self, config: &CriticConfig, path: &Path) -> Result<(), Error> {
-        let mut store = SafetensorsStore::from_file(path)
-            .overwrite(true)
-            .metadata("refrain.model", "critic")
-            .metadata("refrain.config", config.to_string());
-        self.save_into(&mut store)
-            .map_err(|e| Error::Model(format!("writing {}: {e}", path.display())))
+        Ok(refrain_engine::model::save_safetensors(
+            self,
+            "critic",
+            config.to_string(),
+            path,
+        )?)
     }
 
     /// Loads a file written by [`Self::save_safetensors`].

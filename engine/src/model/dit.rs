@@ -662,7 +662,13 @@ pub(crate) mod tests {
             assert!(std::fs::read(&path).unwrap() == bytes, "bytes differ");
         }
         let header = String::from_utf8_lossy(&bytes[8..200]);
-        let keys = ["format", "producer", "refrain.config", "refrain.model", "version"];
+        let keys = [
+            "format",
+            "producer",
+            "refrain.config",
+            "refrain.model",
+            "version",
+        ];
         let at: Vec<usize> = keys
             .iter()
             .map(|k| header.find(&format!("\"{k}\":")).unwrap_or(usize::MAX))

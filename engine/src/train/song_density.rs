@@ -18,8 +18,9 @@
 //! median (or mean) from its target, a smaller gap being the songs' sampling noise (tried,
 //! not shipped: holding within two let drum kits' polyphony drift, docs/MODEL_CARD.md). Each
 //! value then keeps the round whose songs came closest to its target; with the lifts, each
-//! style keeps its closest round on all its figures together. Only training pieces are read:
-//! held-out pieces stay the evaluation's.
+//! style keeps its closest round on all its figures together (a stem aimed at polyphony
+//! counting both its gaps), and the lifts can be limited to the pitched stems
+//! ([`LiftStems`]). Only training pieces are read: held-out pieces stay the evaluation's.
 
 use crate::Error;
 use crate::dataset::{Piece, Split};
@@ -76,6 +77,14 @@ pub enum Figure {
 }
 
 impl Figure {
+    /// What counts as close: a tenth in density (log), 0.02 in groove.
+    fn close(self) -> f64 {
+        match self {
+            Figure::Density => 0.1,
+            Figure::Groove => 0.02,
+        }
+    }
+
     /// The slope assumed before two rounds are measured, and the bounds of a measured one.
     fn slopes(self) -> (f64, (f64, f64)) {
         match self {
@@ -214,11 +223,19 @@ impl ValueSearch {
     /// How far `measured` lies from the target in units of what counts as close: a tenth in
     /// density (log), 0.02 in groove.
     pub fn weighted_gap(&self, measured: f64) -> f64 {
-        let close = match self.figure {
-            Figure::Density => 0.1,
-            Figure::Groove => 0.02,
-        };
-        self.gap(measured).abs() / close
+        self.gap(measured).abs() / self.figure.close()
+    }
+
+    /// How far round `round`'s songs lay from the target, as [`Self::weighted_gap`]; with a
+    /// polyphony aim, both gaps together, the polyphony's taken into log density by the
+    /// ratio of the pieces' spreads (as [`Self::best`] weighs them).
+    pub fn weighted_round_gap(&self, round: usize) -> f64 {
+        match self.aimed_gaps(round) {
+            Some((density, polyphony, aim)) => {
+                density.hypot(polyphony) * aim.density_spread / self.figure.close()
+            }
+            None => self.weighted_gap(self.tried[round].1),
+        }
     }
 }
 
@@ -475,7 +492,7 @@ pub struct StyleSongFit {
     /// The whole songs' groove (median over songs): the training pieces', the first round's.
     pub groove: (Option<f64>, Option<f64>),
     /// Per round, how far the style's songs came from its pieces, all figures together
-    /// ([`ValueSearch::weighted_gap`]).
+    /// ([`ValueSearch::weighted_round_gap`]).
     pub round_gaps: Vec<f64>,
     /// The closest round (`None`: no round written); its values are the ones kept when the
     /// lifts are fitted.
@@ -676,7 +693,6 @@ pub fn fit_song_density<B: Backend>(
             for s in 0..stems {
                 if let (Some(search), Some(figure)) = (&mut fit.stems[s], measured.notes_per_bar[s])
                 {
-                    gap += search.weighted_gap(figure);
                     search
                         .tried
                         .push((config.onset_shift_by_style[at + s], figure));
@@ -688,6 +704,7 @@ pub fn fit_song_density<B: Backend>(
                     {
                         aim.measured.push(polyphony);
                     }
+                    gap += search.weighted_round_gap(search.tried.len() - 1);
                 }
                 if let (Some(search), Some(figure)) = (&mut fit.lifts[s], measured.grooves[s]) {
                     gap += search.weighted_gap(figure);
@@ -997,6 +1014,16 @@ mod tests {
                 }
                 shift = search.next(0.0);
             }
+            // A round's weighed gap counts the polyphony's in the density's units.
+            let last = search.tried.len() - 1;
+            let (log_gap, polyphony_gap) = (
+                (8.68f64 / search.tried[last].1).ln(),
+                search.polyphony.as_ref().map_or(0.0, |aim| {
+                    (aim.target - aim.measured[last]) / aim.spread * aim.density_spread
+                }),
+            );
+            let weighed = search.weighted_round_gap(last);
+            assert!((weighed - log_gap.hypot(polyphony_gap) / 0.1).abs() < 1e-9);
             search.best(0.0)
         };
         let alone = run(None);

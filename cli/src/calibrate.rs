@@ -22,7 +22,7 @@ use refrain_engine::train::calibrate::{
 use refrain_engine::train::latents::LatentSet;
 use refrain_engine::train::plan_harmony::{HarmonyFigures, PlanHarmonyFit, fit_plan_harmony};
 use refrain_engine::train::song_density::{
-    Centre, Figure, LiftStems, SongDensityData, SongRounds, StyleSongFit, ValueSearch,
+    Centre, Figure, GrooveMark, LiftStems, SongDensityData, SongRounds, StyleSongFit, ValueSearch,
     fit_song_density,
 };
 use refrain_engine::writer::{CpuBackend, DIT_FILE, Models, WriterSettings};
@@ -87,6 +87,11 @@ pub struct CalibrateArgs {
     /// held-out pieces' lengths (docs/MODEL_CARD.md).
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "all")]
     fit_lifts: Option<LiftStemsArg>,
+    /// With `--fit-lifts`: fit a style's lifts only where its first round's songs repeat
+    /// their rhythm less than its training pieces' median (`median`) or, leaving a style
+    /// already inside the pieces' range as it is, their lower quartile (`lower-quartile`).
+    #[arg(long, value_enum, default_value_t = GrooveMarkArg::Median)]
+    lift_below: GrooveMarkArg,
     /// What the songs are asked for: requests like users' (`refrain evaluate dit`'s: the
     /// style's tempo range, 20 to 60 seconds, any key and meter, with other seeds) or
     /// training pieces' own (their tempo, key, meter, mood and length).
@@ -123,6 +128,13 @@ pub enum PolyphonyCentre {
 pub enum LiftStemsArg {
     All,
     Pitched,
+}
+
+/// `train calibrate --lift-below`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GrooveMarkArg {
+    Median,
+    LowerQuartile,
 }
 
 /// `train calibrate --song-requests`.
@@ -494,6 +506,10 @@ fn fit_songs(
                 LiftStemsArg::All => LiftStems::All,
                 LiftStemsArg::Pitched => LiftStems::Pitched,
             }),
+            lift_below: match args.lift_below {
+                GrooveMarkArg::Median => GrooveMark::Median,
+                GrooveMarkArg::LowerQuartile => GrooveMark::LowerQuartile,
+            },
             hold_within_errors: args.hold_within_errors,
             match_polyphony: match args.match_polyphony {
                 PolyphonyCentre::Off => None,
@@ -573,9 +589,10 @@ fn fit_songs(
             .collect();
         let whole = |g: Option<f64>| g.map_or("-".into(), |g| format!("{g:.3}"));
         println!(
-            "{:<10} groove of whole songs {} -> first round {}: {}",
+            "{:<10} groove of whole songs {} (lifts below {}) -> first round {}: {}",
             "",
             whole(fit.groove.0),
+            whole(fit.lift_bar),
             whole(fit.groove.1),
             if grooves.is_empty() {
                 "lifts kept".to_string()

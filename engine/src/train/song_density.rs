@@ -19,8 +19,10 @@
 //! not shipped: holding within two let drum kits' polyphony drift, docs/MODEL_CARD.md). Each
 //! value then keeps the round whose songs came closest to its target; with the lifts, each
 //! style keeps its closest round on all its figures together (a stem aimed at polyphony
-//! counting both its gaps), and the lifts can be limited to the pitched stems
-//! ([`LiftStems`]). Only training pieces are read: held-out pieces stay the evaluation's.
+//! counting both its gaps), and any other style each value's own closest round. The lifts can
+//! be limited to the pitched stems ([`LiftStems`]), and to styles whose first songs fall
+//! below their pieces' lower quartile of groove rather than their median ([`GrooveMark`]).
+//! Only training pieces are read: held-out pieces stay the evaluation's.
 
 use crate::Error;
 use crate::dataset::{Piece, Split};
@@ -316,8 +318,9 @@ impl SongMeasures {
 pub struct StyleFigures {
     pub notes_per_bar: Vec<Option<f64>>,
     pub grooves: Vec<Option<f64>>,
-    /// The median of the songs' whole groove.
+    /// The median of the songs' whole groove, and its lower quartile.
     pub groove: Option<f64>,
+    pub groove_lower_quartile: Option<f64>,
     pub drum_classes: Option<Vec<f64>>,
     pub notes_per_bar_errors: Vec<Option<f64>>,
     pub groove_errors: Vec<Option<f64>>,
@@ -366,6 +369,7 @@ impl StyleFigures {
             notes_per_bar: densities.iter().map(|v| median(v)).collect(),
             grooves: stem_grooves.iter().map(|v| median(v)).collect(),
             groove: median(&grooves),
+            groove_lower_quartile: (!grooves.is_empty()).then(|| quartiles(&mut grooves)[0]),
             drum_classes,
             notes_per_bar_errors: densities
                 .iter()
@@ -491,6 +495,9 @@ pub struct StyleSongFit {
     pub stem_lifts: Vec<(f32, f32)>,
     /// The whole songs' groove (median over songs): the training pieces', the first round's.
     pub groove: (Option<f64>, Option<f64>),
+    /// The training pieces' whole groove the first round's must fall below for the style's
+    /// lifts to be fitted ([`SongRounds::lift_below`]).
+    pub lift_bar: Option<f64>,
     /// Per round, how far the style's songs came from its pieces, all figures together
     /// ([`ValueSearch::weighted_round_gap`]).
     pub round_gaps: Vec<f64>,
@@ -511,6 +518,9 @@ pub struct SongRounds {
     pub rounds: usize,
     /// Also fit the rhythm lifts of these stems (see the module doc); `None`: keep every lift.
     pub fit_lifts: Option<LiftStems>,
+    /// How far below its training pieces' whole groove a style's first songs must fall for
+    /// its lifts to be fitted.
+    pub lift_below: GrooveMark,
     /// How many standard errors of its songs' figure a value's gap must pass for the value
     /// to step ([`ValueSearch::tolerances`]); 0 steps on any gap (as the shipped file was
     /// fitted).
@@ -544,6 +554,19 @@ impl LiftStems {
     }
 }
 
+/// Which of the training pieces' whole-song grooves a style's first songs must fall below
+/// for its lifts to be fitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrooveMark {
+    /// The median: any style looser than its pieces.
+    Median,
+    /// The lower quartile: only a style whose songs lie outside the pieces' range, so a style
+    /// already inside keeps what it has (a lift is a decoding prior over the model's own
+    /// rhythm, and moves the stems' density and polyphony too).
+    LowerQuartile,
+}
+
 /// Which central value of the training pieces' polyphony a song round aims at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -569,6 +592,7 @@ pub fn fit_song_density<B: Backend>(
     let SongRounds {
         rounds,
         fit_lifts,
+        lift_below,
         hold_within_errors,
         match_polyphony,
     } = rounds;
@@ -628,6 +652,10 @@ pub fn fit_song_density<B: Backend>(
                 })
                 .collect(),
             groove: (targets.groove, None),
+            lift_bar: match lift_below {
+                GrooveMark::Median => targets.groove,
+                GrooveMark::LowerQuartile => targets.groove_lower_quartile,
+            },
             round_gaps: Vec::new(),
             kept_round: None,
             round_values: Vec::new(),
@@ -680,7 +708,7 @@ pub fn fit_song_density<B: Backend>(
                 // Lifts only ever rise, and only in a style whose songs repeat their rhythm
                 // less than its pieces: stems' grooves can match one by one while the
                 // whole song's overshoots, where the steadier stems sound more of its bars.
-                if fit.groove.1 >= fit.groove.0 {
+                if fit.groove.1 >= fit.lift_bar {
                     fit.lifts.iter_mut().for_each(|search| *search = None);
                 }
             }
@@ -736,16 +764,16 @@ pub fn fit_song_density<B: Backend>(
             ]);
         }
     }
-    // With lifts, each style keeps the round whose songs came closest, all its values
-    // together: a lift thins the stem its shift was matching, so the best of each figure,
-    // taken from different rounds, was never measured together (rock's texture fell from
-    // 3.7 to 1.6 notes per bar that way). Without, each value keeps its own closest tried
-    // (as the shipped calibration was made).
+    // A style whose lifts were fitted keeps the round whose songs came closest, all its
+    // values together: a lift thins the stem its shift was matching, so the best of each
+    // figure, taken from different rounds, was never measured together (rock's texture fell
+    // from 3.7 to 1.6 notes per bar that way). Any other keeps each value's own closest
+    // tried (as the shipped calibration was made).
     let config = &mut models.dit_config;
     for fit in &mut fits {
         fit.kept_round = (0..fit.round_gaps.len())
             .min_by(|&a, &b| fit.round_gaps[a].total_cmp(&fit.round_gaps[b]));
-        if fit_lifts.is_none() {
+        if fit.lifts.iter().all(Option::is_none) {
             let (at, at_classes) = (fit.style.number() * stems, fit.style.number() * classes);
             for (s, search) in fit.stems.iter().enumerate() {
                 if let Some(search) = search {
@@ -786,6 +814,7 @@ mod tests {
         SongRounds {
             rounds,
             fit_lifts,
+            lift_below: GrooveMark::Median,
             hold_within_errors,
             match_polyphony: None,
         }
@@ -1150,10 +1179,16 @@ mod tests {
             Style::ALL.len() * DrumClass::ALL.len()
         );
         for fit in &fits {
-            // The style keeps the round that came closest, all values from that round.
+            // A style whose lifts were fitted keeps the round that came closest, all values
+            // from that round; any other each value's closest.
             assert_eq!(fit.round_gaps.len(), 2);
             let kept = fit.kept_round.expect("rounds written");
             assert!(fit.round_gaps.iter().all(|&g| g >= fit.round_gaps[kept]));
+            let lifted = fit.lifts.iter().any(Option::is_some);
+            let kept_of = |search: &ValueSearch| match lifted {
+                true => search.tried[kept].0,
+                false => search.best(f32::NAN),
+            };
             for (s, search) in fit.stems.iter().enumerate() {
                 let stored = config.onset_shift_of(fit.style, s);
                 assert_eq!(fit.stem_shifts[s].1, stored);
@@ -1161,7 +1196,7 @@ mod tests {
                     Some(search) => {
                         assert_eq!(search.tried.len(), 2);
                         assert_eq!(search.tried[0].0, fit.stem_shifts[s].0, "starts as stored");
-                        assert_eq!(stored, search.tried[kept].0);
+                        assert_eq!(stored, kept_of(search));
                     }
                     None => assert_eq!(stored, fit.stem_shifts[s].0, "left as it was"),
                 }
@@ -1181,12 +1216,14 @@ mod tests {
                 }
             }
             for (c, search) in fit.drum_classes.iter().enumerate() {
-                assert_eq!(config.drum_shift_of(fit.style, c), search.tried[kept].0);
+                assert_eq!(config.drum_shift_of(fit.style, c), kept_of(search));
             }
         }
+        assert!(fits.iter().any(|f| f.lifts.iter().any(Option::is_some)));
         for fit in &fits {
             let (pieces, first) = fit.groove;
             assert!(pieces.is_some(), "{fit:?}");
+            assert_eq!(fit.lift_bar, pieces);
             // Lifts are searched only where the first songs are looser than the pieces (or
             // silent: the tiny models write few notes).
             assert_eq!(
@@ -1226,6 +1263,30 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
+        // Lifts gated at the pieces' lower quartile: only where the first songs fall below it.
+        let mut gated = crate::writer::tests::tiny_models();
+        let gated_fits = fit_song_density(
+            &mut gated,
+            &data,
+            &settings,
+            SongRounds {
+                lift_below: GrooveMark::LowerQuartile,
+                ..rounds(2, Some(LiftStems::All), 0.0)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        for fit in &gated_fits {
+            let measures = &data.densities[&fit.style];
+            let mut grooves: Vec<f64> = measures.iter().filter_map(|m| m.groove).collect();
+            assert_eq!(fit.lift_bar, Some(quartiles(&mut grooves)[0]));
+            assert!(fit.lift_bar <= fit.groove.0);
+            assert_eq!(
+                fit.lifts.iter().any(Option::is_some),
+                fit.groove.1 < fit.lift_bar,
+                "{fit:?}"
+            );
+        }
         for (fit, lifted) in pitched_fits.iter().zip(&fits) {
             assert!(fit.lifts[drums].is_none(), "{fit:?}");
             assert_eq!(

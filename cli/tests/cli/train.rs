@@ -220,6 +220,8 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     let result = calibrate(&[
         "--songs-only",
         "--fit-lifts",
+        "--lift-below",
+        "lower-quartile",
         "--match-polyphony",
         "off",
         "--song-rounds",
@@ -233,6 +235,7 @@ fn calibrate_stores_a_shift_per_stem_in_the_dit_file_and_refuses_bad_input() {
     assert!(result.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(stdout.contains("groove of whole songs"), "{stdout}");
+    assert!(stdout.contains("(lifts below "), "{stdout}");
     let (lifted, _) = load().unwrap();
     assert!(
         lifted.plan_labelling_by_style.is_empty(),

@@ -10,7 +10,9 @@
 //! each drum class's own shift (`DitConfig::drum_shift_by_style`) until its mean onsets per
 //! bar match, and, in a style whose songs repeat their rhythm less than its pieces, each
 //! stem's rhythm lift (`DitConfig::rhythm_lift_by_style`, only ever raised) until its median
-//! groove matches (opt-in: it cost more than it gained at the held-out pieces' lengths).
+//! groove matches (opt-in: fitted on every stem of every looser style it cost more than it
+//! gained at the held-out pieces' lengths; the shipped file fits the pitched stems' lifts of
+//! the styles below their pieces' lower quartile only).
 //! With `match_polyphony` (as the shipped file was fitted, at the pieces' mean), a pitched
 //! stem whose style's pieces play a varying number of notes at once (jazz's chords) fits its
 //! shift to their polyphony and density together.

@@ -1242,42 +1242,24 @@ mod tests {
                 .filter(|s| !data.densities.contains_key(s))
                 .all(|&s| (0..DrumClass::ALL.len()).all(|c| config.drum_shift_of(s, c) == 0.0))
         );
+        // Fresh tiny models fitted with other rounds' settings.
+        let fit_fresh = |rounds: SongRounds| {
+            let mut models = crate::writer::tests::tiny_models();
+            let fits = fit_song_density(&mut models, &data, &settings, rounds, &mut |_| {});
+            (models, fits.unwrap())
+        };
         // The same data and seeds give the same fit.
-        let mut again = crate::writer::tests::tiny_models();
-        let refit = fit_song_density(
-            &mut again,
-            &data,
-            &settings,
-            rounds(2, Some(LiftStems::All), 0.0),
-            &mut |_| {},
-        )
-        .unwrap();
+        let (_, refit) = fit_fresh(rounds(2, Some(LiftStems::All), 0.0));
         assert_eq!(refit, fits);
         // With the pitched stems' lifts only, the drums keep theirs.
         let drums = Stem::ALL.iter().position(|&s| s == Stem::Drums).unwrap();
         assert!(fits.iter().any(|f| f.lifts[drums].is_some()), "{fits:?}");
-        let mut pitched = crate::writer::tests::tiny_models();
-        let pitched_fits = fit_song_density(
-            &mut pitched,
-            &data,
-            &settings,
-            rounds(2, Some(LiftStems::Pitched), 0.0),
-            &mut |_| {},
-        )
-        .unwrap();
+        let (pitched, pitched_fits) = fit_fresh(rounds(2, Some(LiftStems::Pitched), 0.0));
         // Lifts gated at the pieces' lower quartile: only where the first songs fall below it.
-        let mut gated = crate::writer::tests::tiny_models();
-        let gated_fits = fit_song_density(
-            &mut gated,
-            &data,
-            &settings,
-            SongRounds {
-                lift_below: GrooveMark::LowerQuartile,
-                ..rounds(2, Some(LiftStems::All), 0.0)
-            },
-            &mut |_| {},
-        )
-        .unwrap();
+        let (_, gated_fits) = fit_fresh(SongRounds {
+            lift_below: GrooveMark::LowerQuartile,
+            ..rounds(2, Some(LiftStems::All), 0.0)
+        });
         for fit in &gated_fits {
             let measures = &data.densities[&fit.style];
             let mut grooves: Vec<f64> = measures.iter().filter_map(|m| m.groove).collect();
@@ -1300,15 +1282,7 @@ mod tests {
             }
         }
         // Without lifts fitted, the lifts stay as they were (none, in the tiny models).
-        let mut plain = crate::writer::tests::tiny_models();
-        let kept = fit_song_density(
-            &mut plain,
-            &data,
-            &settings,
-            rounds(2, None, 0.0),
-            &mut |_| {},
-        )
-        .unwrap();
+        let (plain, kept) = fit_fresh(rounds(2, None, 0.0));
         assert!(kept.iter().all(|f| f.lifts.iter().all(Option::is_none)));
         // ...and each value keeps its own closest tried.
         for fit in &kept {
